@@ -1,0 +1,34 @@
+# Ov3R for Blender: set-up and main jobs. Everything installs from the package registries.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OV3R := $(VENV)/bin/ov3r
+STAMP := $(VENV)/.ov3r-installed
+
+.PHONY: setup demo test test-fast extension bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+# The main job on the bundled sample video: scene file, .blend, .ply and a PNG render.
+demo: $(STAMP)
+	mkdir -p out
+	$(OV3R) blend assets/sample_room.mp4 -o out/demo.blend --render out/demo.png
+	$(OV3R) export out/demo.ov3r.npz -o out/demo.ply
+	@echo "wrote out/demo.ov3r.npz out/demo.blend out/demo.ply out/demo.png"
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+# The extension zip for Blender (Edit > Preferences > Get Extensions > Install from Disk).
+extension: $(STAMP)
+	mkdir -p dist
+	$(PY) $(VENV)/lib/python3.11/site-packages/bpy/5.0/scripts/addons_core/bl_pkg/cli/blender_ext.py build --source-dir . --output-dir dist
+
+clean:
+	rm -rf out dist build *.egg-info

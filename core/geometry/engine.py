@@ -1,0 +1,66 @@
+"""The geometry-engine interface: keyframes in, a fused coloured cloud + cameras out.
+
+Both the classical ``sfm`` engine and the learned ``clip3r`` engine implement it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..jobs import JobContext
+from ..scene import Cameras
+
+
+@dataclass
+class Keyframe:
+    """One selected video frame.
+
+    image:      (H,W,3) uint8 RGB, already rotated upright and resized to the working size.
+    index:      index of the frame among all decoded frames.
+    timestamp:  seconds from the start of the video.
+    """
+
+    image: np.ndarray
+    index: int
+    timestamp: float
+
+
+@dataclass
+class Reconstruction:
+    """Output of a geometry engine.
+
+    points:     (N,3) float32 world coordinates
+    colors:     (N,3) uint8
+    confidence: (N,) float32 in [0,1]
+    frame_id:   (N,) int32 index into ``cameras`` (keyframe of first observation)
+    cameras:    registered keyframes only, OpenCV convention, world_from_camera
+    extras:     engine specific (e.g. per-keyframe depth maps, CLIP3R features)
+    """
+
+    points: np.ndarray
+    colors: np.ndarray
+    confidence: np.ndarray
+    frame_id: np.ndarray
+    cameras: Cameras
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class GeometryEngine(Protocol):
+    name: str
+
+    def reconstruct(
+        self,
+        keyframes: list[Keyframe],
+        ctx: JobContext,
+        intrinsics: np.ndarray | None = None,
+    ) -> Reconstruction:
+        """Reconstruct ``keyframes``; ``intrinsics`` (3,3) in working-size pixels when known.
+
+        Calls ``ctx.progress(stage, done, total)`` often, ``ctx.partial(scene)`` with a
+        SemanticScene of what is reconstructed so far, and raises JobError with a
+        user-facing message when the input cannot be reconstructed.
+        """
+        ...

@@ -1,0 +1,108 @@
+"""Video -> SemanticScene: decode, pick keyframes, run a geometry engine, package the result."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .geometry.engine import Reconstruction
+from .hashing import file_sha256
+from .jobs import JobContext, JobError
+from .scene import FORMAT_VERSION, SemanticScene
+from .video import KeyframeSettings, iter_frames, probe_video, select_keyframes
+
+
+@dataclass
+class ReconstructSettings:
+    engine: str = "sfm"
+    max_frames: int | None = None  # decode at most this many frames
+    max_side: int = 640  # resolution cap of the working images (longest side, px)
+    keyframes: KeyframeSettings = field(default_factory=KeyframeSettings)
+    # Known pinhole intrinsics (fx, fy, cx, cy) at the video's full resolution; None = estimate.
+    intrinsics: tuple[float, float, float, float] | None = None
+
+
+def _scaled_intrinsics(settings: ReconstructSettings, full: tuple[int, int], work: tuple[int, int]) -> np.ndarray | None:
+    if settings.intrinsics is None:
+        return None
+    fx, fy, cx, cy = settings.intrinsics
+    sx, sy = work[0] / full[0], work[1] / full[1]
+    return np.array([[fx * sx, 0, cx * sx], [0, fy * sy, cy * sy], [0, 0, 1]], np.float64)
+
+
+def scene_from_reconstruction(rec: Reconstruction, metadata: dict[str, Any]) -> SemanticScene:
+    scene = SemanticScene.from_points(rec.points, rec.colors, rec.confidence, rec.frame_id, rec.cameras, metadata)
+    return scene.validate()
+
+
+def reconstruct_video(video: str | Path, ctx: JobContext, settings: ReconstructSettings | None = None) -> SemanticScene:
+    """Run the whole geometry pipeline on one video file (no semantics yet)."""
+    from .geometry import get_engine
+
+    settings = settings or ReconstructSettings()
+    video = Path(video)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    info = probe_video(video)
+    total = info.frame_count or max(1, int(round(info.duration * info.fps)))
+    if settings.max_frames:
+        total = min(total, settings.max_frames)
+    truncated: list[str] = []
+
+    def on_frame(n: int) -> None:
+        if n % 10 == 0 or n == total:
+            ctx.progress("decode + keyframes", min(n, total), max(total, n))
+
+    frames = iter_frames(video, settings.max_side, settings.max_frames, on_truncated=truncated.append)
+    keyframes, n_frames = select_keyframes(frames, settings.keyframes, on_frame)
+    ctx.progress("decode + keyframes", n_frames, n_frames)
+    timings["decode_keyframes"] = time.perf_counter() - t0
+
+    h, w = keyframes[0].image.shape[:2]
+    try:
+        engine = get_engine(settings.engine)
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
+    metadata: dict[str, Any] = {
+        "version": FORMAT_VERSION,
+        "producer": f"ov3r {__version__}",
+        "engine": engine.name,
+        "models": {},
+        "video": {
+            "name": video.name,
+            "path": str(video.resolve()),
+            "sha256": file_sha256(video),
+            "fps": info.fps,
+            "width": info.width,
+            "height": info.height,
+            "rotation": info.rotation,
+            "frames_read": n_frames,
+            "truncated": truncated[0] if truncated else None,
+        },
+        "settings": asdict(settings),
+        "keyframes": len(keyframes),
+        "text_space": None,
+    }
+
+    def partial(scene: object) -> None:
+        if isinstance(scene, SemanticScene):
+            scene.metadata.update({k: v for k, v in metadata.items() if k not in ("format", "version")})
+            scene.metadata["partial"] = True
+        ctx.partial(scene)
+
+    engine_ctx = JobContext(ctx.progress_fn, partial, ctx.cancel_event)
+    t1 = time.perf_counter()
+    rec = engine.reconstruct(keyframes, engine_ctx, intrinsics=_scaled_intrinsics(settings, (info.width, info.height), (w, h)))
+    timings["engine"] = time.perf_counter() - t1
+    if rec.points.shape[0] == 0:
+        raise JobError("the reconstruction produced no points: the video may be too dark, blurry or textureless")
+    timings.update({f"engine.{k}": v for k, v in rec.extras.get("timings", {}).items()})
+    timings["total"] = time.perf_counter() - t0
+    metadata["timings"] = timings
+    metadata["registered_keyframes"] = len(rec.cameras)
+    return scene_from_reconstruction(rec, metadata)

@@ -1,0 +1,119 @@
+"""Keyframe selection driven by image motion: a new keyframe when the tracked features
+have moved far enough from the last keyframe, or too few of them are still visible.
+
+A 30 fps room video is mostly redundant; this is where the engine's speed comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import cv2
+import numpy as np
+
+from ..geometry.engine import Keyframe
+from ..jobs import JobError
+from .reader import Frame
+
+
+@dataclass
+class KeyframeSettings:
+    min_motion: float = 0.06  # median feature displacement, as a fraction of the image diagonal
+    min_overlap: float = 0.65  # fraction of the keyframe's features still tracked
+    max_keyframes: int = 120  # uniformly thinned past this
+    track_side: int = 320  # tracking runs on grey images with this longest side
+    min_keyframes: int = 3
+
+
+@dataclass
+class _TrackState:
+    anchor: np.ndarray  # (K,2) feature positions in the last keyframe
+    current: np.ndarray  # (K,2) the same features in the previous frame
+    prev_gray: np.ndarray
+
+
+def _gray(image: np.ndarray, side: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    s = min(1.0, side / max(h, w))
+    g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(g, (max(8, int(w * s)), max(8, int(h * s))), interpolation=cv2.INTER_AREA) if s < 1 else g
+
+
+def _features(gray: np.ndarray) -> np.ndarray:
+    pts = cv2.goodFeaturesToTrack(gray, maxCorners=300, qualityLevel=0.01, minDistance=7, blockSize=7)
+    return np.zeros((0, 2), np.float32) if pts is None else pts.reshape(-1, 2).astype(np.float32)
+
+
+def _sharpness(gray: np.ndarray) -> float:
+    return float(cv2.Laplacian(gray, cv2.CV_32F).var())
+
+
+def motion_since_keyframe(state: _TrackState, gray: np.ndarray) -> tuple[float, float, _TrackState]:
+    """Track the keyframe's features into ``gray``; return (median displacement in px,
+    surviving fraction, new state)."""
+    n0 = max(1, state.anchor.shape[0])
+    if state.current.shape[0] == 0:
+        return 0.0, 0.0, state
+    nxt, status, _ = cv2.calcOpticalFlowPyrLK(
+        state.prev_gray, gray, state.current.reshape(-1, 1, 2), None, winSize=(21, 21), maxLevel=3
+    )
+    ok = status.reshape(-1).astype(bool)
+    nxt = nxt.reshape(-1, 2)
+    h, w = gray.shape
+    ok &= (nxt[:, 0] >= 0) & (nxt[:, 0] < w) & (nxt[:, 1] >= 0) & (nxt[:, 1] < h)
+    anchor, cur = state.anchor[ok], nxt[ok]
+    disp = float(np.median(np.linalg.norm(cur - anchor, axis=1))) if len(cur) else 0.0
+    return disp, len(cur) / n0, _TrackState(anchor, cur, gray)
+
+
+def select_keyframes(
+    frames: Iterable[Frame],
+    settings: KeyframeSettings | None = None,
+    on_frame: Callable[[int], None] | None = None,
+) -> tuple[list[Keyframe], int]:
+    """Return (keyframes, number of frames read). Raises JobError for a one-frame video or
+    a camera that does not move."""
+    st = settings or KeyframeSettings()
+    keyframes: list[Keyframe] = []
+    state: _TrackState | None = None
+    last: Frame | None = None
+    last_was_key = False
+    n = 0
+    for frame in frames:
+        n += 1
+        if on_frame is not None:
+            on_frame(n)
+        gray = _gray(frame.image, st.track_side)
+        diag = float(np.hypot(*gray.shape))
+        if state is None:
+            take = True
+        else:
+            disp, overlap, state = motion_since_keyframe(state, gray)
+            take = disp > st.min_motion * diag or overlap < st.min_overlap
+            # An all-lost track with no displacement is a cut or a blank frame, not motion.
+            if overlap == 0.0 and _sharpness(gray) < 1.0:
+                take = False
+        if take:
+            keyframes.append(Keyframe(frame.image, frame.index, frame.timestamp))
+            pts = _features(gray)
+            state = _TrackState(pts, pts.copy(), gray)
+        last, last_was_key = frame, take
+    if n == 0:
+        raise JobError("the video has no frames")
+    if n == 1:
+        raise JobError("the video has a single frame: a moving camera is needed to reconstruct a scene")
+    # Close the path with the last frame when it moved a little since the last keyframe.
+    if last is not None and not last_was_key and state is not None:
+        moved = np.median(np.linalg.norm(state.current - state.anchor, axis=1)) if len(state.current) else 0.0
+        if moved > 0.5 * st.min_motion * float(np.hypot(*state.prev_gray.shape)):
+            keyframes.append(Keyframe(last.image, last.index, last.timestamp))
+    if len(keyframes) < st.min_keyframes:
+        raise JobError(
+            f"the camera hardly moves in this video ({n} frames gave {len(keyframes)} distinct views): "
+            "walk or pan around the room while filming"
+        )
+    if len(keyframes) > st.max_keyframes:
+        keep = np.unique(np.round(np.linspace(0, len(keyframes) - 1, st.max_keyframes)).astype(int))
+        keyframes = [keyframes[i] for i in keep]
+    return keyframes, n
