@@ -22,7 +22,13 @@ demo: $(STAMP)
 	$(OV3R) export out/demo.ov3r.npz -o out/demo.ply
 	@echo "wrote out/demo.ov3r.npz out/demo.blend out/demo.ply out/demo.png"
 
-test: $(STAMP)
+# Third-party furniture (CC0 / CC-BY) for the benchmark's ground-truth rooms (Debian package).
+ASSETS := /usr/share/sweethome3d/furniture
+$(ASSETS):
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sweethome3d-furniture; \
+	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sweethome3d-furniture; fi
+
+test: $(STAMP) $(ASSETS)
 	$(PY) -m pytest -q
 
 # The extension zip for Blender (Edit > Preferences > Get Extensions > Install from Disk).

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -168,10 +167,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", required=True)
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=cmd_export)
+    sub.add_parser("bench", help="run an engine on benchmark scenes (ov3r bench --help)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # its own parser (core.bench.run), all options passed through
+        from .bench.run import main as bench_main
+
+        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

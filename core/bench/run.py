@@ -1,0 +1,145 @@
+"""``ov3r bench``: run an engine on benchmark scenes, print a markdown table (and JSON).
+
+``--scenes`` takes rendered scene folders, folders of them, scene config JSON files, or
+``suite`` (the standard test suite); configs are rendered once and cached by hash
+(:func:`core.bench.suite.cached_scene`). ``--engine`` is any geometry engine of
+``core.geometry`` (``sfm``, ...) or ``gt`` (an oracle returning a subsample of the GT
+cloud and GT cameras: checks the bench itself, scores ~perfect).
+
+Protocol (DESIGN.md): Sim(3) Umeyama on keyframe camera centres, then ICP on the
+points; Acc / Comp (cm), F-score at 1 / 2 / 5 cm, ATE RMSE (cm). When the result has
+segment labels that are class names of :mod:`core.bench.taxonomy`, semantic metrics
+are computed over all scenes with one confusion matrix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .room_config import load_config
+from .suite import cached_scene, load_scene, test_suite
+
+__all__ = ["main", "resolve_scenes", "evaluate_scene"]
+
+
+def resolve_scenes(items: Sequence[str]) -> List[Path]:
+    out: List[Path] = []
+    for s in items:
+        if s == "suite":
+            out += [cached_scene(c) for c in test_suite()]
+            continue
+        p = Path(s)
+        if p.is_file() and p.suffix == ".json":
+            out.append(cached_scene(load_config(p)))
+        elif (p / "scene.json").exists():
+            out.append(p)
+        elif p.is_dir():
+            subs = sorted(q for q in p.iterdir() if (q / "scene.json").exists())
+            cfgs = sorted(q for q in p.glob("*.json"))
+            out += subs + [cached_scene(load_config(c)) for c in cfgs]
+        else:
+            raise FileNotFoundError(f"not a scene folder or config: {s}")
+    return out
+
+
+def _run_engine(engine: str, scene: Dict):
+    """-> (points (N,3), labels (N,) class ids or None, keyframe world_from_camera, frame indices, seconds)."""
+    t0 = time.perf_counter()
+    if engine == "gt":
+        gt = scene["gt_cloud"]
+        rng = np.random.default_rng(0)
+        idx = rng.choice(len(gt["points"]), size=min(len(gt["points"]), 100_000), replace=False)
+        Wc = scene["cameras"]["world_from_camera"]
+        fi = np.arange(0, len(Wc), max(1, len(Wc) // 30))
+        return gt["points"][idx], gt["semantic"][idx].astype(np.int64), Wc[fi], fi, time.perf_counter() - t0
+    from ..jobs import JobContext
+    from ..pipeline import ReconstructSettings, reconstruct_video
+    from .taxonomy import CLASSES
+
+    K = scene["cameras"]["intrinsics"]
+    settings = ReconstructSettings(engine=engine, intrinsics=(K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+    res = reconstruct_video(scene["video"], JobContext(), settings)
+    labels = None
+    seg_labels = list(getattr(res.segments, "label", []) or [])
+    if seg_labels and any(lbl in CLASSES for lbl in seg_labels):
+        lut = np.array([CLASSES.index(lbl) if lbl in CLASSES else 0 for lbl in seg_labels] + [0])
+        labels = lut[np.where(res.segment_id >= 0, res.segment_id, len(seg_labels))]
+    return (np.asarray(res.points, np.float64), labels, np.asarray(res.cameras.world_from_camera, np.float64),
+            np.asarray(res.cameras.frame_index), time.perf_counter() - t0)
+
+
+def evaluate_scene(engine: str, path: Path) -> Dict:
+    from . import metrics as M
+    from .semantic_metrics import confusion_matrix, transfer_labels
+    from .taxonomy import CLASSES
+
+    scene = load_scene(path)
+    gt_pts = scene["gt_cloud"]["points"].astype(np.float64)
+    gt_W = scene["cameras"]["world_from_camera"]
+    pts, labels, Wc, fi, secs = _run_engine(engine, scene)
+    n_frames = len(gt_W)
+    row: Dict = {"scene": scene["info"]["config"]["name"], "hash": scene["info"]["hash"][:12], "engine": engine,
+                 "frames": n_frames, "seconds": secs, "fps": n_frames / max(secs, 1e-9), "points": int(len(pts))}
+    if len(pts) == 0 or len(fi) < 3:
+        row["error"] = "too few points or cameras"
+        return row
+    ate, sim = M.ate_rmse(Wc[:, :3, 3], gt_W[fi, :3, 3])
+    sim = M.icp_refine(pts, gt_pts, init=sim, max_correspondence_distance=0.1)
+    aligned = M.apply_sim3(pts, *sim)
+    ac = M.accuracy_completeness(aligned, gt_pts)
+    fs = M.fscore(aligned, gt_pts, (0.01, 0.02, 0.05))
+    row.update({"ate_cm": 100 * ate, "acc_cm": 100 * ac["acc"], "comp_cm": 100 * ac["comp"]})
+    for d, v in fs.items():
+        row[f"f@{int(round(d * 100))}cm"] = v["fscore"]
+    if labels is not None:
+        tl = transfer_labels(gt_pts, aligned, labels, k=5)
+        row["_conf"] = confusion_matrix(scene["gt_cloud"]["semantic"], tl, len(CLASSES))
+    return row
+
+
+def _markdown(rows: List[Dict], cols: Sequence[str]) -> str:
+    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
+    body = ""
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c, "")
+            cells.append(f"{v:.2f}" if isinstance(v, float) else str(v))
+        body += "| " + " | ".join(cells) + " |\n"
+    return head + body
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="ov3r bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--scenes", nargs="+", default=["suite"], help="scene folders, config JSONs, or 'suite'")
+    p.add_argument("--engine", default="sfm", help="geometry engine name, or 'gt' (oracle)")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    a = p.parse_args(argv)
+    rows = [evaluate_scene(a.engine, s) for s in resolve_scenes(a.scenes)]
+    cols = ["scene", "engine", "frames", "fps", "points", "ate_cm", "acc_cm", "comp_cm", "f@1cm", "f@2cm", "f@5cm"]
+    print(_markdown(rows, cols))
+    out: Dict = {"scenes": [{k: v for k, v in r.items() if k != "_conf"} for r in rows]}
+    confs = [r["_conf"] for r in rows if "_conf" in r]
+    if confs:
+        from .semantic_metrics import semantic_scores
+        from .taxonomy import CLASSES
+
+        sem = semantic_scores(sum(confs), CLASSES)
+        out["semantic"] = sem
+        print(_markdown([{k: 100 * sem[k] for k in ("miou", "macc", "fmiou", "head_miou", "common_miou",
+                                                      "tail_miou")}],
+                        ["miou", "macc", "fmiou", "head_miou", "common_miou", "tail_miou"]))
+    if a.json:
+        a.json.write_text(json.dumps(out, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The standard test suite, the training-set generator and the render cache.
+
+- :func:`test_suite`: 5 fixed rooms (living, bedroom, kitchen, office, mixed L-shaped),
+  all furniture from the test library ``BlendSwap-CC-0`` (:mod:`core.bench.splits`).
+- :func:`training_configs`: any number of random rooms from the training libraries.
+- :func:`cached_scene`: render once per config hash under ``$OV3R_CACHE/bench/<hash>``
+  (default ``~/.cache/ov3r/bench/<hash>``), written to a temp folder and renamed into place.
+
+``python -m core.bench.suite [--frames N --width W --height H]`` renders the suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .room_config import RoomConfig, config_hash
+from .splits import TEST_LIBRARIES, training_libraries
+
+__all__ = ["test_suite", "training_configs", "cache_root", "cached_scene", "scene_dir", "load_scene"]
+
+_SUITE = [
+    dict(name="test_living", seed=101, room_type="living", room_width=5.6, room_depth=4.4, shape="rect",
+         num_objects=16, lighting="day", trajectory="walk_loop"),
+    dict(name="test_bedroom", seed=202, room_type="bedroom", room_width=4.6, room_depth=4.0, shape="rect",
+         num_objects=12, lighting="evening", trajectory="walk_scan"),
+    dict(name="test_kitchen", seed=303, room_type="kitchen", room_width=5.0, room_depth=3.8, shape="rect",
+         num_objects=18, lighting="overcast", trajectory="walk_loop"),
+    dict(name="test_office", seed=404, room_type="office", room_width=6.0, room_depth=4.8, shape="L",
+         num_objects=20, lighting="day", trajectory="walk_loop"),
+    dict(name="test_mixed", seed=505, room_type="mixed", room_width=6.4, room_depth=5.0, shape="L",
+         num_objects=24, lighting="overcast", trajectory="walk_scan"),
+]
+
+
+def test_suite(**overrides) -> List[RoomConfig]:
+    """The 5 standard test scenes (640x480, 150 frames at 15 fps unless overridden)."""
+    return [RoomConfig(libraries=TEST_LIBRARIES, **{**d, **overrides}) for d in _SUITE]
+
+
+test_suite.__test__ = False  # not a pytest test
+
+
+def training_configs(n: int, seed: int = 0, **overrides) -> List[RoomConfig]:
+    """``n`` random training rooms from the training libraries (never the test library)."""
+    rng = np.random.default_rng([seed, 9001])
+    libs = training_libraries()
+    out = []
+    for i in range(n):
+        w = float(np.round(rng.uniform(3.6, 7.0), 1))
+        d = float(np.round(rng.uniform(3.2, min(w, 5.5)), 1))
+        kw = dict(name=f"train_{seed}_{i}", seed=int(rng.integers(1 << 30)), libraries=libs,
+                  room_type=str(rng.choice(["living", "bedroom", "kitchen", "office", "mixed"])),
+                  room_width=w, room_depth=d, room_height=float(np.round(rng.uniform(2.4, 3.0), 2)),
+                  shape=str(rng.choice(["rect", "L"], p=[0.7, 0.3])), num_objects=int(rng.integers(8, 26)),
+                  lighting=str(rng.choice(["day", "evening", "overcast"])),
+                  trajectory=str(rng.choice(["walk_loop", "walk_scan"])))
+        kw.update(overrides)
+        out.append(RoomConfig(**kw))
+    return out
+
+
+def cache_root() -> Path:
+    base = os.environ.get("OV3R_CACHE")
+    return (Path(base) if base else Path.home() / ".cache" / "ov3r") / "bench"
+
+
+def scene_dir(cfg: RoomConfig, root: Optional[Path] = None) -> Path:
+    return (Path(root) if root is not None else cache_root()) / config_hash(cfg)
+
+
+def cached_scene(cfg: RoomConfig, root: Optional[Path] = None, log=None, **render_kwargs) -> Path:
+    """Folder of the rendered scene, rendering it first if it is not cached."""
+    from .room_render import render_room
+
+    final = scene_dir(cfg, root)
+    if (final / "scene.json").exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name[:16]}-", dir=final.parent))
+    try:
+        render_room(cfg, tmp, log=log, **render_kwargs)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / "scene.json").exists():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def load_scene(path: Path) -> Dict:
+    """Arrays and metadata of a rendered scene folder (video not decoded)."""
+    path = Path(path)
+    out: Dict = {"root": path, "video": path / "video.mp4"}
+    out["info"] = json.loads((path / "scene.json").read_text())
+    out["classes"] = json.loads((path / "classes.json").read_text())
+    for name in ("cameras", "gt_cloud"):
+        with np.load(path / f"{name}.npz") as z:
+            out[name] = {k: z[k] for k in z.files}
+    return out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m core.bench.suite", description="Render the standard test suite.")
+    p.add_argument("--frames", type=int, default=None)
+    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--height", type=int, default=None)
+    p.add_argument("--samples", type=int, default=None)
+    p.add_argument("--only", nargs="*", help="scene names")
+    a = p.parse_args(argv)
+    ov = {k: v for k, v in dict(frames=a.frames, width=a.width, height=a.height, samples=a.samples).items()
+          if v is not None}
+    t0 = time.perf_counter()
+    for cfg in test_suite(**ov):
+        if a.only and cfg.name not in a.only:
+            continue
+        ts = time.perf_counter()
+        print(f"[{time.strftime('%H:%M:%S')}] {cfg.name} {config_hash(cfg)[:12]} ...", flush=True)
+        d = cached_scene(cfg, log=sys.stdout)
+        print(f"[{time.strftime('%H:%M:%S')}] {cfg.name} -> {d} ({time.perf_counter() - ts:.0f} s)", flush=True)
+    print(f"suite done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
