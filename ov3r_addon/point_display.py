@@ -101,3 +101,14 @@ def set_point_size(obj: bpy.types.Object, size: float) -> None:
 def get_point_size(obj: bpy.types.Object) -> float | None:
     mod = points_modifier(obj)
     return float(mod[point_size_identifier(mod.node_group)]) if mod is not None else None
+
+
+def remove_unused() -> None:
+    """Drop our shared node group and material once no object uses them (after a failed or
+    cancelled import nothing of ours may stay in the file)."""
+    group = bpy.data.node_groups.get(NODE_GROUP_NAME)
+    if group is not None and group.get(_MARK) and group.users == 0:
+        bpy.data.node_groups.remove(group)
+    mat = bpy.data.materials.get(MATERIAL_NAME)
+    if mat is not None and mat.get(_MARK) and mat.users == 0:
+        bpy.data.materials.remove(mat)

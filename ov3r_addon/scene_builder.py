@@ -149,6 +149,7 @@ def remove_built(built: BuiltScene | None) -> None:
     coll = bpy.data.collections.get(built.collection)
     if coll is not None:
         bpy.data.collections.remove(coll)
+    point_display.remove_unused()
 
 
 def make_active(obj: bpy.types.Object | None, view_layer: bpy.types.ViewLayer | None = None) -> None:

@@ -1,0 +1,278 @@
+"""Sparse structure from motion on keyframes with pycolmap (4.x API), on the CPU.
+
+Pixel convention: intrinsics follow COLMAP, i.e. the centre of pixel (row i, col j) is
+at (j + 0.5, i + 0.5). Poses are converted to OpenCV ``world_from_camera`` (COLMAP's
+camera axes already are OpenCV's: x right, y down, z forward).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ...jobs import JobContext, JobError
+
+
+@dataclass
+class SparseModel:
+    """Result of SfM, restricted to registered keyframes.
+
+    registered:        (M,) int64 indices into the input keyframe list, increasing.
+    K:                 (3,3) float64 pinhole intrinsics shared by all keyframes (after undistortion).
+    world_from_camera: (M,4,4) float64, OpenCV axes.
+    points:            (P,3) float64 sparse 3D points.
+    visibility:        list of M int64 arrays: indices into ``points`` seen by each keyframe.
+    images:            list of M (H,W,3) uint8 undistorted images.
+    timings:           seconds per stage (features, matching, mapping).
+    """
+
+    registered: np.ndarray
+    K: np.ndarray
+    world_from_camera: np.ndarray
+    points: np.ndarray
+    visibility: list[np.ndarray]
+    images: list[np.ndarray]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def _cancel_bridge(ctx: JobContext) -> Iterator[object]:
+    """A pycolmap CancellationToken that is cancelled as soon as ctx's cancel flag is set.
+
+    pycolmap's long calls are C++ loops; raising from a callback is unsafe, so a small
+    watcher thread forwards the flag to the token instead.
+    """
+    import pycolmap
+
+    token = pycolmap.CancellationToken()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            if ctx.cancel_event.wait(0.2):
+                token.cancel()
+                return
+
+    thread = threading.Thread(target=watch, name="ov3r-sfm-cancel", daemon=True)
+    thread.start()
+    try:
+        yield token
+    except InterruptedError:  # what pycolmap raises once the token is cancelled
+        ctx.check_cancel()
+        raise
+    finally:
+        stop.set()
+        thread.join(timeout=1.0)
+    ctx.check_cancel()
+
+
+def _ascii_workspace() -> Path:
+    """A temp dir whose path is plain ASCII without spaces (COLMAP/glog on some platforms
+    mishandle others, e.g. a non-ASCII user name on Windows)."""
+    base = Path(tempfile.gettempdir())
+    try:
+        str(base).encode("ascii")
+        ok = " " not in str(base)
+    except UnicodeEncodeError:
+        ok = False
+    if not ok:
+        for cand in (Path("C:/Temp"), Path("/tmp")):
+            if cand.is_dir():
+                base = cand
+                break
+    return Path(tempfile.mkdtemp(prefix="ov3r_sfm_", dir=str(base)))
+
+
+def run_sfm(
+    images: list[np.ndarray],
+    ctx: JobContext,
+    intrinsics: np.ndarray | None = None,
+    max_features: int = 4096,
+    overlap: int = 10,
+    num_threads: int = 2,
+    min_registered: int = 3,
+    seed: int = 0,
+) -> SparseModel:
+    """Run feature extraction, sequential matching and incremental mapping.
+
+    images:     list of N (H,W,3) uint8 RGB keyframes, all the same size, in video order.
+    intrinsics: optional (3,3) K in pixels of these images; then fixed (PINHOLE), else a
+                shared SIMPLE_RADIAL camera is estimated and the images are undistorted.
+    Raises JobError when the camera motion cannot be recovered.
+    """
+    import pycolmap
+
+    n = len(images)
+    if n < min_registered:
+        raise JobError(f"need at least {min_registered} keyframes to recover camera motion, got {n}")
+    h, w = images[0].shape[:2]
+    if any(im.shape[:2] != (h, w) for im in images):
+        raise JobError("all keyframes must have the same size")
+    pycolmap.logging.minloglevel = 3  # engines never print; failures become JobError
+
+    work = _ascii_workspace()
+    try:
+        img_dir = work / "images"
+        img_dir.mkdir()
+        names = [f"{i:06d}.png" for i in range(n)]
+        for name, im in zip(names, images):
+            cv2.imwrite(str(img_dir / name), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
+        db = work / "database.db"
+
+        reader = pycolmap.ImageReaderOptions()
+        if intrinsics is not None:
+            k = np.asarray(intrinsics, np.float64)
+            reader.camera_model = "PINHOLE"
+            reader.camera_params = ",".join(repr(float(v)) for v in (k[0, 0], k[1, 1], k[0, 2], k[1, 2]))
+        else:
+            reader.camera_model = "SIMPLE_RADIAL"
+        extraction = pycolmap.FeatureExtractionOptions()
+        extraction.num_threads = num_threads
+        extraction.use_gpu = False
+        extraction.sift.max_num_features = max_features
+
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        ctx.progress("sfm: features", 0, n)
+        with _cancel_bridge(ctx) as token:
+            pycolmap.extract_features(
+                db, img_dir, image_names=names, camera_mode=pycolmap.CameraMode.SINGLE,
+                reader_options=reader, extraction_options=extraction,
+                device=pycolmap.Device.cpu, cancellation_token=token,
+            )
+        ctx.progress("sfm: features", n, n)
+        timings["features"] = time.perf_counter() - t0
+
+        matching = pycolmap.FeatureMatchingOptions()
+        matching.num_threads = num_threads
+        matching.use_gpu = False
+        pairing = pycolmap.SequentialPairingOptions()
+        pairing.overlap = overlap
+        pairing.quadratic_overlap = True
+        pairing.loop_detection = False
+        pairing.num_threads = num_threads
+        t0 = time.perf_counter()
+        ctx.progress("sfm: matching", 0, 1)
+        with _cancel_bridge(ctx) as token:
+            pycolmap.match_sequential(
+                db, matching_options=matching, pairing_options=pairing,
+                device=pycolmap.Device.cpu, cancellation_token=token,
+            )
+        ctx.progress("sfm: matching", 1, 1)
+        timings["matching"] = time.perf_counter() - t0
+
+        opts = pycolmap.IncrementalPipelineOptions()
+        opts.num_threads = num_threads
+        opts.random_seed = seed
+        opts.min_model_size = min_registered
+        opts.extract_colors = False
+        if intrinsics is not None:
+            opts.ba_refine_focal_length = False
+            opts.ba_refine_principal_point = False
+            opts.ba_refine_extra_params = False
+            opts.mapper.abs_pose_refine_focal_length = False
+            opts.mapper.abs_pose_refine_extra_params = False
+        registered_count = [0]
+
+        def on_next_image() -> None:
+            registered_count[0] += 1
+            if ctx.progress_fn is not None and not ctx.cancel_event.is_set():
+                ctx.progress_fn("sfm: mapping", min(registered_count[0] + 1, n), n)
+
+        (work / "sparse").mkdir()
+        t0 = time.perf_counter()
+        ctx.progress("sfm: mapping", 0, n)
+        with _cancel_bridge(ctx) as token:
+            models = pycolmap.incremental_mapping(
+                db, img_dir, work / "sparse", options=opts,
+                next_image_callback=on_next_image, cancellation_token=token,
+            )
+        ctx.progress("sfm: mapping", n, n)
+        timings["mapping"] = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    if not models:
+        raise JobError(
+            f"could not recover camera motion: no two of the {n} keyframes could be matched with "
+            "enough parallax. Is the camera moving (not just rotating) through a textured scene?"
+        )
+    rec = max(models.values(), key=lambda r: r.num_reg_images())
+    sparse = _to_sparse_model(rec, images, n, min_registered)
+    sparse.timings = timings
+    return sparse
+
+
+def _to_sparse_model(rec: object, images: list[np.ndarray], n: int, min_registered: int) -> SparseModel:
+    """Convert the chosen pycolmap Reconstruction; undistort images if the camera has k1."""
+    reg = sorted((int(im.name.split(".")[0]), im) for im in rec.images.values() if im.has_pose)
+    if len(reg) < min_registered:
+        raise JobError(
+            f"could not recover camera motion: is the camera moving? Only {len(reg)} of {n} "
+            "keyframes registered"
+        )
+    cam = next(iter(rec.cameras.values()))
+    K = np.asarray(cam.calibration_matrix(), np.float64)
+    dist = None
+    if cam.model_name == "SIMPLE_RADIAL":
+        k1 = float(cam.params[3])
+        if abs(k1) > 1e-6:
+            dist = np.array([k1, 0.0, 0.0, 0.0])
+
+    index = np.array([i for i, _ in reg], np.int64)
+    wfc = np.zeros((len(reg), 4, 4))
+    vis: list[np.ndarray] = []
+    pid_to_row = {pid: row for row, pid in enumerate(rec.points3D.keys())}
+    pts = np.array([p.xyz for p in rec.points3D.values()], np.float64).reshape(-1, 3)
+    for row, (_, im) in enumerate(reg):
+        m = np.eye(4)
+        m[:3, :4] = np.asarray(im.cam_from_world().matrix(), np.float64)
+        wfc[row] = np.linalg.inv(m)
+        ids = [pid_to_row[p.point3D_id] for p in im.points2D if p.has_point3D()]
+        vis.append(np.asarray(ids, np.int64))
+
+    out_images = []
+    for i in index:
+        im = images[i]
+        if dist is not None:
+            # COLMAP's pixel-centre +0.5 offset cancels: undistortion maps K to the same K.
+            im = cv2.undistort(im, _to_opencv_k(K), dist, None, _to_opencv_k(K))
+        out_images.append(im)
+
+    centres = wfc[:, :3, 3]
+    depth_scale = _median_depth(wfc, pts, vis)
+    baseline = float(np.linalg.norm(centres - centres.mean(0), axis=1).max()) if len(centres) else 0.0
+    if not np.isfinite(depth_scale) or baseline < 1e-3 * depth_scale:
+        raise JobError(
+            "could not recover camera motion: the camera barely moves (pure rotation or a static "
+            f"shot); {len(reg)} of {n} keyframes registered but the baseline is degenerate"
+        )
+    return SparseModel(index, K, wfc, pts, vis, out_images)
+
+
+def _to_opencv_k(K: np.ndarray) -> np.ndarray:
+    """COLMAP (pixel centre at +0.5) -> OpenCV (pixel centre at 0) intrinsics."""
+    k = K.copy()
+    k[0, 2] -= 0.5
+    k[1, 2] -= 0.5
+    return k
+
+
+def _median_depth(wfc: np.ndarray, pts: np.ndarray, vis: list[np.ndarray]) -> float:
+    depths = []
+    for m, ids in zip(wfc, vis):
+        if len(ids):
+            cfw = np.linalg.inv(m)
+            depths.append((pts[ids] @ cfw[:3, :3].T + cfw[:3, 3])[:, 2])
+    if not depths:
+        return float("nan")
+    return float(np.median(np.concatenate(depths)))

@@ -1,0 +1,185 @@
+"""SfmEngine: pycolmap SfM + CPU plane-sweep MVS + consistency filtering + fusion.
+
+Stages (progress names): "sfm: features", "sfm: matching", "sfm: mapping" (colmap_sfm),
+"dense: depth" (plane_sweep per keyframe; depth_filter + backprojection as soon as a
+keyframe's neighbours have depth; a partial SemanticScene every ``partial_every``),
+"fusion" (voxel downsampling + statistical outlier removal).
+``Reconstruction.extras``: sparse_points (P,3), registered_keyframes (M,) indices into the
+input list, dropped_keyframes (int), voxel_size (float), timings (seconds per stage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from ...jobs import JobContext, JobError
+from ...scene import Cameras, SemanticScene
+from ..engine import Keyframe, Reconstruction
+from .colmap_sfm import SparseModel, run_sfm
+from .depth_filter import backproject, consistency_filter
+from .fusion import PointSet, scene_extent, statistical_outliers, voxel_downsample
+from .plane_sweep import plane_sweep
+from .view_selection import depth_range, pair_scores, select_neighbours
+
+
+@dataclass
+class SfmSettings:
+    """Every knob of the classical engine (stored in the scene metadata as "settings")."""
+
+    max_features: int = 4096  # SIFT features per keyframe
+    match_overlap: int = 10  # sequential matching: neighbours in video order
+    num_threads: int = 2
+    mvs_max_size: int = 320  # longest side of the MVS working resolution
+    num_depths: int = 64  # plane hypotheses, uniform in inverse depth
+    num_neighbours: int = 4  # source views per reference (MVS and consistency check)
+    zncc_radius: int = 3  # 7x7 window
+    best_k: int = 2  # sources averaged per plane (occlusion robustness)
+    min_confidence: float = 0.1
+    min_consistent_views: int = 2
+    max_rel_depth_error: float = 0.01
+    max_reproj_error_px: float = 1.0
+    voxel_size: float | None = None  # None: scene extent / voxel_divisions
+    voxel_divisions: int = 400
+    outlier_k: int = 12
+    outlier_std_ratio: float = 2.0
+    partial_every: int = 4  # keyframes of dense depth between partial scenes
+    device: str = "auto"  # torch device of the plane sweep: "auto" = CUDA when present
+    seed: int = 0
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+class SfmEngine:
+    """Classical engine; ``reconstruct`` follows the GeometryEngine protocol."""
+
+    name = "sfm"
+
+    def __init__(self, settings: SfmSettings | None = None) -> None:
+        self.settings = settings or SfmSettings()
+
+    def reconstruct(
+        self, keyframes: list[Keyframe], ctx: JobContext, intrinsics: np.ndarray | None = None
+    ) -> Reconstruction:
+        st = self.settings
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        sparse = run_sfm(
+            [kf.image for kf in keyframes], ctx, intrinsics=intrinsics, max_features=st.max_features,
+            overlap=st.match_overlap, num_threads=st.num_threads, seed=st.seed,
+        )
+        timings.update({f"sfm_{k}": v for k, v in sparse.timings.items()})
+        timings["sfm"] = time.perf_counter() - t0
+        h, w = keyframes[0].image.shape[:2]
+        regs = [keyframes[i] for i in sparse.registered]
+        cameras = Cameras(
+            np.repeat(sparse.K[None].astype(np.float32), len(regs), 0),
+            sparse.world_from_camera.astype(np.float32),
+            np.array([kf.timestamp for kf in regs], np.float64),
+            np.array([kf.index for kf in regs], np.int32),
+            (w, h),
+        )
+        meta = {"engine": self.name, "settings": asdict(st)}
+
+        t0 = time.perf_counter()
+        with _torch_threads(st.num_threads):
+            cloud = self._dense(sparse, ctx, cameras, meta)
+        timings["dense"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        ctx.progress("fusion", 0, 2)
+        extent = scene_extent(cloud.points) if len(cloud) else scene_extent(sparse.points)
+        voxel = st.voxel_size if st.voxel_size else extent / st.voxel_divisions
+        cloud = voxel_downsample(cloud, voxel)
+        ctx.progress("fusion", 1, 2)
+        cloud = cloud.subset(statistical_outliers(cloud.points, st.outlier_k, st.outlier_std_ratio, st.num_threads))
+        ctx.progress("fusion", 2, 2)
+        timings["fusion"] = time.perf_counter() - t0
+        if len(cloud) == 0:
+            raise JobError("camera motion was recovered but no dense surface passed the checks; "
+                           "is the scene textured and in focus?")
+        return Reconstruction(
+            cloud.points, cloud.colors, cloud.confidence, cloud.frame_id, cameras,
+            extras={
+                "sparse_points": sparse.points.astype(np.float32),
+                "registered_keyframes": sparse.registered,
+                "dropped_keyframes": len(keyframes) - len(sparse.registered),
+                "voxel_size": voxel,
+                "timings": timings,
+            },
+        )
+
+    def _dense(self, sparse: SparseModel, ctx: JobContext, cameras: Cameras, meta: dict) -> PointSet:
+        """Depth per registered keyframe, consistency filter as soon as its neighbours are done."""
+        st = self.settings
+        m = len(sparse.images)
+        h0, w0 = sparse.images[0].shape[:2]
+        s = min(1.0, st.mvs_max_size / max(h0, w0))
+        size = (max(8, round(w0 * s)), max(8, round(h0 * s)))
+        K = sparse.K.copy()
+        K[0] *= size[0] / w0  # edge-based pixel coordinates scale exactly
+        K[1] *= size[1] / h0
+        imgs = [cv2.resize(im, size, interpolation=cv2.INTER_AREA) if size != (w0, h0) else im
+                for im in sparse.images]
+        wfc = sparse.world_from_camera
+        nbrs = select_neighbours(pair_scores(wfc, sparse.points, sparse.visibility), st.num_neighbours)
+        all_z = np.concatenate([depth_range(wfc[i], sparse.points, sparse.visibility[i], (0.1, 100.0))
+                                for i in range(m)])
+        fallback = (float(all_z.min()), float(all_z.max()))
+
+        device = ("cuda" if torch.cuda.is_available() else "cpu") if st.device == "auto" else st.device
+        depths: list[np.ndarray | None] = [None] * m
+        confs: list[np.ndarray | None] = [None] * m
+        done_filter = np.zeros(m, bool)
+        parts: list[PointSet] = []
+        ctx.progress("dense: depth", 0, m)
+        for i in range(m):
+            ctx.check_cancel()
+            if len(nbrs[i]) == 0:
+                depths[i] = np.zeros(size[::-1], np.float32)
+                confs[i] = depths[i].copy()
+            else:
+                rng = depth_range(wfc[i], sparse.points, sparse.visibility[i], fallback)
+                res = plane_sweep(imgs[i], [imgs[j] for j in nbrs[i]], K, wfc[i], [wfc[j] for j in nbrs[i]],
+                                  rng, st.num_depths, st.zncc_radius, st.best_k, device=device)
+                res.depth[res.confidence < st.min_confidence] = 0
+                depths[i], confs[i] = res.depth, res.confidence
+            ctx.progress("dense: depth", i + 1, m)
+            ready = [r for r in range(m) if not done_filter[r] and depths[r] is not None
+                     and all(depths[j] is not None for j in nbrs[r])]
+            for r in ready:
+                parts.append(self._filter_view(r, depths, confs, imgs, nbrs, K, wfc))
+                done_filter[r] = True
+            if (i + 1) % st.partial_every == 0 and i + 1 < m and any(len(p) for p in parts):
+                so_far = PointSet.concat(parts)
+                ctx.partial(SemanticScene.from_points(so_far.points, so_far.colors, so_far.confidence,
+                                                      so_far.frame_id, cameras, meta))
+        return PointSet.concat(parts)
+
+    def _filter_view(self, r: int, depths: list, confs: list, imgs: list[np.ndarray],
+                     nbrs: list[np.ndarray], K: np.ndarray, wfc: np.ndarray) -> PointSet:
+        st = self.settings
+        if len(nbrs[r]) < st.min_consistent_views:
+            return PointSet.empty()
+        keep, fused = consistency_filter(
+            depths[r], wfc[r], [depths[j] for j in nbrs[r]], [wfc[j] for j in nbrs[r]], K,
+            st.min_consistent_views, st.max_rel_depth_error, st.max_reproj_error_px,
+        )
+        flat = np.flatnonzero(keep.ravel())
+        pts = backproject(fused, K, wfc[r]).reshape(-1, 3)[flat]
+        return PointSet(pts.astype(np.float32), imgs[r].reshape(-1, 3)[flat].copy(),
+                        confs[r].ravel()[flat].astype(np.float32), np.full(flat.size, r, np.int32))

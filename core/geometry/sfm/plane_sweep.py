@@ -1,0 +1,174 @@
+"""Plane-sweep multi-view stereo for one reference view (torch, CPU or CUDA).
+
+Fronto-parallel planes in the reference camera, sampled uniformly in inverse depth.
+Each source image is warped onto every plane with one ``grid_sample`` call; the cost is
+1 - ZNCC over a square window computed with box filters; sources are combined by the
+mean of the best ``k`` (robust to occlusion); winner-take-all with parabolic
+sub-sample refinement; confidence from the ZNCC score and the cost-curve peak ratio.
+
+Pixel convention: the centre of pixel (i, j) is at (j + 0.5, i + 0.5) (COLMAP), which is
+exactly ``grid_sample(align_corners=False)``'s convention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class SweepResult:
+    """depth: (H,W) float32, 0 where invalid; confidence: (H,W) float32 in [0,1]."""
+
+    depth: np.ndarray
+    confidence: np.ndarray
+
+
+def to_gray(image: np.ndarray) -> torch.Tensor:
+    """(H,W,3) uint8 RGB -> (1,1,H,W) float32 in [0,1]."""
+    g = image[..., 0] * 0.299 + image[..., 1] * 0.587 + image[..., 2] * 0.114
+    return torch.from_numpy(np.ascontiguousarray(g, np.float32) / 255.0)[None, None]
+
+
+def pixel_rays(K: np.ndarray, h: int, w: int) -> torch.Tensor:
+    """(3,H*W) rays K^-1 [u,v,1] at pixel centres (z = 1)."""
+    v, u = np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing="ij")
+    pix = np.stack([u.ravel(), v.ravel(), np.ones(h * w)], 0)
+    return torch.from_numpy((np.linalg.inv(K) @ pix).astype(np.float32))
+
+
+def inverse_depth_samples(dmin: float, dmax: float, num: int) -> np.ndarray:
+    """(D,) depths from near to far, uniform in inverse depth."""
+    return (1.0 / np.linspace(1.0 / dmin, 1.0 / dmax, num)).astype(np.float32)
+
+
+def _box(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Mean over a (2r+1)^2 window; x: (B,1,H,W). Border windows average what is inside.
+
+    Separable (two 1-D means) because it is ~20% faster than a 2-D pool on the CPU.
+    """
+    x = F.avg_pool2d(x, (1, 2 * r + 1), stride=1, padding=(0, r), count_include_pad=False)
+    return F.avg_pool2d(x, (2 * r + 1, 1), stride=1, padding=(r, 0), count_include_pad=False)
+
+
+def warp_to_planes(
+    src: torch.Tensor, K_ref: np.ndarray, K_src: np.ndarray, src_from_ref: np.ndarray,
+    depths: np.ndarray, h: int, w: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Warp a source image onto every depth plane of the reference view.
+
+    src: (1,C,Hs,Ws); src_from_ref: (4,4); depths: (D,).
+    Returns warped (D,C,H,W) and in-bounds mask (D,1,H,W) bool.
+    """
+    dev = src.device
+    rays = pixel_rays(K_ref, h, w).to(dev)  # (3,HW)
+    R = torch.from_numpy(src_from_ref[:3, :3].astype(np.float32)).to(dev)
+    t = torch.from_numpy(src_from_ref[:3, 3].astype(np.float32)).to(dev)
+    Ks = torch.from_numpy(K_src.astype(np.float32)).to(dev)
+    d = torch.from_numpy(depths).to(dev)[:, None, None]  # (D,1,1)
+    # Projection is linear in (ray, 1/d): x_s ~ Ks (R ray + t / d), so no per-depth 3D points.
+    a = Ks @ (R @ rays)  # (3,HW)
+    b = Ks @ t  # (3,)
+    p = a[None] + b[None, :, None] / d  # (D,3,HW)
+    z = p[:, 2]
+    ok = z > 1e-6
+    zs = torch.where(ok, z, torch.ones_like(z))
+    hs, ws = src.shape[-2:]
+    gx = p[:, 0] / zs * (2.0 / ws) - 1.0
+    gy = p[:, 1] / zs * (2.0 / hs) - 1.0
+    ok = ok & (gx.abs() <= 1.0) & (gy.abs() <= 1.0)
+    num = depths.shape[0]
+    grid = torch.stack([gx, gy], -1).reshape(1, num * h, w, 2)
+    warped = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    warped = warped.reshape(src.shape[1], num, h, w).transpose(0, 1)
+    return warped, ok.reshape(num, 1, h, w)
+
+
+def zncc_cost(ref: torch.Tensor, warped: torch.Tensor, valid: torch.Tensor, radius: int) -> torch.Tensor:
+    """1 - ZNCC in [0,2] per pixel and plane; ref (1,1,H,W), warped (D,1,H,W) -> (D,H,W).
+
+    Pixels whose window is textureless or falls outside the source get cost 1 (no evidence).
+    """
+    mu_r = _box(ref, radius)
+    var_r = (_box(ref * ref, radius) - mu_r * mu_r).clamp_min_(0)
+    # In-place arithmetic on the (D,1,H,W) volumes: fewer large allocations on the CPU.
+    mu_w = _box(warped, radius)
+    var_w = _box(warped * warped, radius).sub_(mu_w * mu_w).clamp_min_(0)
+    cov = _box(ref * warped, radius).sub_(mu_w.mul_(mu_r))
+    eps = 1e-5
+    invalid = ~valid | (var_w <= eps)
+    ncc = cov.mul_(var_w.mul_(var_r).add_(eps * eps).rsqrt_()).clamp_(-1, 1)
+    return ncc.neg_().add_(1.0).masked_fill_(invalid, 1.0)[:, 0]
+
+
+def plane_sweep(
+    ref_image: np.ndarray,
+    src_images: list[np.ndarray],
+    K: np.ndarray,
+    ref_world_from_cam: np.ndarray,
+    src_world_from_cam: list[np.ndarray],
+    depth_range: tuple[float, float],
+    num_depths: int = 64,
+    radius: int = 3,
+    best_k: int = 2,
+    min_texture_std: float = 0.01,
+    device: str | torch.device = "cpu",
+) -> SweepResult:
+    """Depth and confidence of the reference view.
+
+    ref_image: (H,W,3) uint8; src_images: S x (H,W,3) uint8 (same K, same size).
+    K: (3,3); *_world_from_cam: (4,4) OpenCV; depth_range: (near, far) > 0.
+    """
+    h, w = ref_image.shape[:2]
+    depths = inverse_depth_samples(depth_range[0], depth_range[1], num_depths)
+    ref = to_gray(ref_image).to(device)
+    costs = []
+    with torch.no_grad():
+        for img, wfc in zip(src_images, src_world_from_cam):
+            src_from_ref = np.linalg.inv(wfc) @ ref_world_from_cam
+            warped, ok = warp_to_planes(to_gray(img).to(device), K, K, src_from_ref, depths, h, w)
+            costs.append(zncc_cost(ref, warped, ok, radius))
+            del warped
+        cost = torch.stack(costs, 0)  # (S,D,H,W)
+        k = min(best_k, cost.shape[0])
+        cost = cost.topk(k, dim=0, largest=False).values.mean(0)  # (D,H,W)
+        depth, conf = _winner_take_all(cost, torch.from_numpy(depths).to(device))
+        std_r = (_box(ref * ref, radius) - _box(ref, radius) ** 2).clamp_min(0).sqrt()[0, 0]
+        textured = std_r > min_texture_std
+        conf = torch.where(textured, conf, torch.zeros_like(conf))
+        depth = torch.where(conf > 0, depth, torch.zeros_like(depth))
+    return SweepResult(depth.cpu().numpy().astype(np.float32), conf.cpu().numpy().astype(np.float32))
+
+
+def _winner_take_all(cost: torch.Tensor, depths: torch.Tensor, exclude: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """cost (D,H,W), depths (D,) -> depth (H,W) refined, confidence (H,W) in [0,1]."""
+    num = cost.shape[0]
+    c1, idx = cost.min(0)  # (H,W)
+    # Parabola through the neighbouring costs, in index space (= inverse-depth space).
+    im = (idx - 1).clamp(0, num - 1)
+    ip = (idx + 1).clamp(0, num - 1)
+    cm = cost.gather(0, im[None])[0]
+    cp = cost.gather(0, ip[None])[0]
+    denom = cm - 2 * c1 + cp
+    off = torch.where(denom > 1e-6, 0.5 * (cm - cp) / denom.clamp_min(1e-6), torch.zeros_like(c1))
+    interior = (idx > 0) & (idx < num - 1)
+    off = torch.where(interior, off.clamp(-0.5, 0.5), torch.zeros_like(off))
+    inv = 1.0 / depths
+    pos = idx.float() + off
+    lo = pos.floor().long().clamp(0, num - 1)
+    hi = (lo + 1).clamp(0, num - 1)
+    frac = pos - lo.float()
+    inv_d = inv[lo] * (1 - frac) + inv[hi] * frac
+    depth = 1.0 / inv_d
+    # Second-best minimum away from the winner: a flat or multi-modal curve -> low confidence.
+    ar = torch.arange(num, device=cost.device)[:, None, None]
+    far = (ar - idx[None]).abs() > exclude
+    c2 = torch.where(far, cost, torch.full_like(cost, 2.0)).min(0).values
+    score = (1.0 - c1).clamp(0, 1)  # ZNCC of the winner
+    ratio = ((c2 - c1) / c2.clamp_min(1e-6)).clamp(0, 1)
+    conf = score * ratio.sqrt()
+    conf = torch.where(interior, conf, torch.zeros_like(conf))  # range boundary = not found
+    return depth, conf
