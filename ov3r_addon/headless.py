@@ -9,7 +9,7 @@ from pathlib import Path
 
 import bpy
 import numpy as np
-from mathutils import Vector
+from mathutils import Matrix
 
 from ..core.protocol import encode
 from ..core.scene import SceneFormatError, load_scene
@@ -17,26 +17,45 @@ from ..core.worker import _protocol_stdout
 from . import scene_builder
 
 
-def _overview_camera(points: np.ndarray) -> bpy.types.Object:
-    """A camera looking down at the cloud from a 3/4 view, framing its robust bounds."""
+def _overview_camera(points: np.ndarray, world_from_camera: np.ndarray) -> bpy.types.Object:
+    """A camera pulled back and up from the recovered path, looking at the cloud's centre.
+
+    The scene's up is taken from the recovered cameras (OpenCV: -Y of a camera is up), since
+    an unaligned reconstruction has no reason to have +Z up.
+    """
     lo, hi = np.percentile(points, [2, 98], axis=0)
-    center = Vector(((lo + hi) / 2).tolist())
+    target = np.median(points, axis=0)
     radius = float(np.linalg.norm(hi - lo)) / 2
+    if len(world_from_camera):
+        fwd = world_from_camera[:, :3, 2].mean(0)
+        up = -world_from_camera[:, :3, 1].mean(0)
+    else:
+        fwd, up = np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0])
+    fwd /= np.linalg.norm(fwd) + 1e-12
+    up = up - fwd * (up @ fwd)
+    up /= np.linalg.norm(up) + 1e-12
+    pos = target - fwd * radius * 1.6 + up * radius * 0.9
+    view = target - pos
+    view /= np.linalg.norm(view)
+    right = np.cross(view, up)
+    right /= np.linalg.norm(right)
+    cam_up = np.cross(right, view)
+    mat = np.eye(4)
+    mat[:3, 0], mat[:3, 1], mat[:3, 2], mat[:3, 3] = right, cam_up, -view, pos
     cam_data = bpy.data.cameras.new("Ov3R overview")
-    cam_data.lens = 30
+    cam_data.lens = 24
+    cam_data.clip_end = max(100.0, radius * 20)
     cam = bpy.data.objects.new("Ov3R overview", cam_data)
     bpy.context.scene.collection.objects.link(cam)
-    direction = Vector((1.0, -1.2, 0.9)).normalized()
-    cam.location = center + direction * radius * 2.2
-    cam.rotation_euler = (center - cam.location).to_track_quat("-Z", "Y").to_euler()
-    cam_data.clip_end = max(100.0, radius * 20)
+    cam.matrix_world = Matrix(mat.tolist())
     return cam
 
 
-def render_png(points: np.ndarray, path: str, resolution: tuple[int, int] = (960, 720)) -> None:
+def render_png(points: np.ndarray, world_from_camera: np.ndarray, path: str,
+               resolution: tuple[int, int] = (960, 720)) -> None:
     scene = bpy.context.scene
     previous = scene.camera
-    scene.camera = _overview_camera(points)
+    scene.camera = _overview_camera(points, world_from_camera)
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"
     scene.cycles.samples = 8
@@ -44,6 +63,7 @@ def render_png(points: np.ndarray, path: str, resolution: tuple[int, int] = (960
     scene.render.resolution_x, scene.render.resolution_y = resolution
     scene.render.resolution_percentage = 100
     scene.render.film_transparent = False
+    scene.view_settings.view_transform = "Standard"  # scan colours are display colours: no tone mapping
     if scene.world is None:
         scene.world = bpy.data.worlds.new("Ov3R world")
     scene.world.color = (0.05, 0.05, 0.06)
@@ -82,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         scene_builder.build_scene(scene, video_path=video, scene_path=str(Path(args.scene).resolve()), point_size=size)
         emit("progress", stage="blend", done=2, total=steps)
         if args.render:
-            render_png(scene.points, args.render)
+            render_png(scene.points, scene.cameras.world_from_camera, args.render)
             emit("progress", stage="blend", done=3, total=steps)
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         bpy.ops.wm.save_as_mainfile(filepath=str(Path(args.output).resolve()), check_existing=False)

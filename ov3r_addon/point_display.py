@@ -9,6 +9,7 @@ NODE_GROUP_NAME = "Ov3R Points"
 MATERIAL_NAME = "Ov3R Point Color"
 MODIFIER_NAME = "Ov3R Points"
 POINT_SIZE_SOCKET = "Point Size"
+SHADING_COLOR = "ov3r_color"  # float copy of ``color`` on the evaluated points, read by the material
 _MARK = "ov3r_builtin"  # custom property marking our own datablocks
 
 
@@ -30,7 +31,7 @@ def point_material() -> bpy.types.Material:
     attr = nodes.new("ShaderNodeAttribute")
     attr.location = (-300, 0)
     attr.attribute_type = "GEOMETRY"
-    attr.attribute_name = "color"
+    attr.attribute_name = SHADING_COLOR
     links.new(attr.outputs["Color"], emit.inputs["Color"])
     links.new(emit.outputs["Emission"], out.inputs["Surface"])
     return mat
@@ -65,7 +66,19 @@ def points_node_group() -> bpy.types.GeometryNodeTree:
     gout.location = (350, 0)
     links.new(gin.outputs["Geometry"], to_points.inputs["Mesh"])
     links.new(gin.outputs[POINT_SIZE_SOCKET], to_points.inputs["Radius"])
-    links.new(to_points.outputs["Points"], set_mat.inputs["Geometry"])
+    # Cycles reads no BYTE_COLOR attribute on point clouds: store a float copy for shading.
+    read_col = nodes.new("GeometryNodeInputNamedAttribute")
+    read_col.location = (-150, -200)
+    read_col.data_type = "FLOAT_COLOR"
+    read_col.inputs["Name"].default_value = "color"
+    store = nodes.new("GeometryNodeStoreNamedAttribute")
+    store.location = (-150, 200)
+    store.data_type = "FLOAT_COLOR"
+    store.domain = "POINT"
+    store.inputs["Name"].default_value = SHADING_COLOR
+    links.new(to_points.outputs["Points"], store.inputs["Geometry"])
+    links.new(read_col.outputs["Attribute"], store.inputs["Value"])
+    links.new(store.outputs["Geometry"], set_mat.inputs["Geometry"])
     links.new(set_mat.outputs["Geometry"], gout.inputs["Geometry"])
     return group
 

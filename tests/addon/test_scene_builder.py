@@ -67,7 +67,12 @@ def _check_built(scene, built: scene_builder.BuiltScene, video_path: str, point_
     mat = geometry.pointcloud.materials[0]
     assert mat.name == point_display.MATERIAL_NAME
     attr_nodes = [n for n in mat.node_tree.nodes if n.bl_idname == "ShaderNodeAttribute"]
-    assert attr_nodes and attr_nodes[0].attribute_name == "color" and attr_nodes[0].outputs["Color"].is_linked
+    assert attr_nodes and attr_nodes[0].attribute_name == point_display.SHADING_COLOR
+    assert attr_nodes[0].outputs["Color"].is_linked
+    # The shading copy on the evaluated points equals the scene's colours (sRGB -> linear).
+    shade = np.empty(len(scene) * 4, np.float32)
+    geometry.pointcloud.attributes[point_display.SHADING_COLOR].data.foreach_get("color_srgb", shade)
+    assert np.abs(shade.reshape(-1, 4)[:, :3] * 255 - scene.colors).max() < 1.0
 
     _check_camera(scene, built)
 
