@@ -287,21 +287,9 @@ def read_video_frames(path: Path) -> np.ndarray:
 
 
 def _encode_video(frames: Sequence[np.ndarray], path: Path, fps: float, crf: int) -> None:
-    import av
-    from fractions import Fraction
+    from ..video.writer import write_video
 
-    h, w = frames[0].shape[:2]
-    rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), mode="w") as c:
-        st = c.add_stream("libx264", rate=rate)
-        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
-        st.options = {"crf": str(crf), "preset": "medium", "tune": "film"}
-        for img in frames:
-            fr = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-            for pkt in st.encode(fr):
-                c.mux(pkt)
-        for pkt in st.encode():
-            c.mux(pkt)
+    write_video(path, frames, fps=fps, crf=crf, preset="medium", tune="film")
 
 
 # --------------------------------------------------------------------------- scene (bpy)

@@ -392,19 +392,9 @@ def visible_mask(points: np.ndarray, K: np.ndarray, world_from_camera: np.ndarra
 
 
 def _encode_video(frames: Sequence[np.ndarray], path: Path, fps: float, crf: int) -> None:
-    import av
-    from fractions import Fraction
+    from ..video.writer import write_video
 
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), mode="w") as c:
-        st = c.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
-        st.options = {"crf": str(crf), "preset": "medium"}
-        for img in frames:
-            for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
-                c.mux(pkt)
-        for pkt in st.encode():
-            c.mux(pkt)
+    write_video(path, frames, fps=fps, crf=crf, preset="medium")
 
 
 def _read_png(path: Path) -> np.ndarray:

@@ -16,12 +16,15 @@ def write_video(
     rotation: int = 0,
     timestamps: Sequence[float] | None = None,
     crf: int = 20,
+    preset: str = "veryfast",
+    tune: str | None = None,
 ) -> None:
     """Write (H,W,3) uint8 RGB frames as an H.264 mp4 (yuv420p).
 
     rotation:   display rotation in degrees counter-clockwise stored in the container
                 (what phones write for portrait videos); frames are stored as given.
     timestamps: seconds per frame for a variable-frame-rate file (default: regular ``fps``).
+    crf, preset, tune: x264 quality settings.
     """
     import av
 
@@ -29,7 +32,7 @@ def write_video(
     with av.open(os.fspath(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        stream.options = {"crf": str(crf), "preset": preset, **({"tune": tune} if tune else {})}
         stream.codec_context.time_base = tb
         if rotation:
             stream.set_display_rotation(rotation)
