@@ -2,9 +2,9 @@
 
 
 def _modules():
-    from . import cancel, import_scene, import_video
+    from . import align_scale, cancel, deps, export, import_scene, import_video, isolate, label, proxies, query
 
-    return (import_video, import_scene, cancel)
+    return (import_video, import_scene, cancel, query, label, isolate, proxies, align_scale, export, deps)
 
 
 def register() -> None:

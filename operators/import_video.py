@@ -51,6 +51,8 @@ class OV3R_OT_import_video(bpy.types.Operator, ImportHelper):
     max_frames: IntProperty(name="Max Frames", default=0, min=0, description="0 = automatic")
     max_side: IntProperty(name="Max Side", default=0, min=0, subtype="PIXEL", description="0 = automatic")
     point_size: FloatProperty(name="Point Size", default=0.01, min=0.0, soft_max=0.1, subtype="DISTANCE")
+    align: BoolProperty(name="Align to Floor", default=True,
+                        description="Floor on Z=0 (up = +Z), main walls along X / Y")
     wait: BoolProperty(
         name="Wait", default=False, options={"HIDDEN", "SKIP_SAVE"},
         description="Run the job to its end before returning (scripts, background mode)",
@@ -74,12 +76,13 @@ class OV3R_OT_import_video(bpy.types.Operator, ImportHelper):
             self.max_frames = settings.max_frames
             self.max_side = settings.max_side
             self.point_size = settings.point_size
+            self.align = settings.align
         return ImportHelper.invoke(self, context, event)
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.use_property_split = True
-        for prop in ("engine", "max_frames", "max_side", "point_size"):
+        for prop in ("engine", "max_frames", "max_side", "point_size", "align"):
             layout.prop(self, prop)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
@@ -89,7 +92,7 @@ class OV3R_OT_import_video(bpy.types.Operator, ImportHelper):
             self.report({"ERROR"}, problem)
             return {"CANCELLED"}
         settings = job_runner.ImportSettings(
-            engine=self.engine, max_frames=self.max_frames, max_side=self.max_side,
+            engine=self.engine, max_frames=self.max_frames, max_side=self.max_side, align=self.align,
             point_size=self.point_size if self.properties.is_property_set("point_size") else default_point_size(context),
         )
         try:

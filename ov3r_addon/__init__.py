@@ -3,16 +3,19 @@ SemanticScene -> Blender object builder. Submodules import bpy; this file does n
 
 
 def register() -> None:
-    from . import job_runner, preferences, properties
+    from . import job_runner, preferences, properties, scan_props
 
     properties.register()
+    scan_props.register()
     preferences.register()
     job_runner.register()
 
 
 def unregister() -> None:
-    from . import job_runner, preferences, properties
+    from . import job_runner, preferences, properties, query_client, scan_props
 
     job_runner.unregister()
+    query_client.shutdown()
     preferences.unregister()
+    scan_props.unregister()
     properties.unregister()

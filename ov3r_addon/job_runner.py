@@ -42,6 +42,7 @@ class ImportSettings:
     max_side: int = 0  # 0 = the worker's default
     point_size: float = 0.01
     partial_interval: float = 2.0  # seconds between partial scenes from the worker
+    align: bool = True  # floor on Z=0, walls along X / Y (core.scene.align)
 
 
 def worker_args(video_path: str, out_path: str, partial_dir: str, settings: ImportSettings) -> list[str]:
@@ -59,7 +60,11 @@ WorkerFactory = Callable[[list[str], str | None], WorkerProcess]
 
 
 def _default_factory(args: list[str], python: str | None) -> WorkerProcess:
-    return WorkerProcess(args, python=python)
+    from .preferences import downloads_allowed
+
+    # Model downloads only with consent and Blender's online access (HF_HUB_OFFLINE otherwise).
+    env = {"OV3R_ALLOW_DOWNLOAD": "1", "HF_HUB_OFFLINE": "0"} if downloads_allowed() else {"OV3R_ALLOW_DOWNLOAD": "0"}
+    return WorkerProcess(args, python=python, env=env)
 
 
 def default_scene_path(video_path: str) -> str:
@@ -151,9 +156,19 @@ class ImportJob:
         self.fraction = min(1.0, event.done / total) if total else 0.0
         self.message = f"{self.stage} {event.done}/{total}" if total else self.stage
 
+    def _aligned(self, scene):
+        if not self.settings.align:
+            return scene
+        from ..core.scene.align import auto_align
+
+        scene, why = auto_align(scene)
+        if why:
+            print(f"Ov3R: not aligned ({why})")
+        return scene
+
     def _on_partial(self, event: Event) -> None:
         try:
-            scene = load_scene(event.path)
+            scene = self._aligned(load_scene(event.path))
         except SceneFormatError as exc:  # a partial is only a preview: skip a bad one
             print(f"Ov3R: skipped partial result: {exc}")
             return
@@ -166,7 +181,7 @@ class ImportJob:
     def _on_done(self, event: Event) -> None:
         path = event.path or self.scene_path
         try:
-            scene = load_scene(path)
+            scene = self._aligned(load_scene(path))
             self.built = scene_builder.build_scene(
                 scene, video_path=self.video_path, scene_path=path,
                 point_size=self.settings.point_size, built=self.built, final=True,

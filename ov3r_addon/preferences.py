@@ -1,7 +1,9 @@
-"""Add-on preferences: which Python runs the worker, and the default point size.
+"""Add-on preferences: which Python runs the workers, the managed environment ("Install
+Dependencies"), weights folder, device, download permission, default vocabulary and point size.
 
 "Automatic" (empty path) means Blender's own interpreter (``sys.executable``) when it
-can import the engine's dependencies; otherwise the user is told to pick one.
+can import the engine's dependencies, else the managed venv in the extension's user
+folder once "Install Dependencies" made it; otherwise the user is told what to do.
 """
 
 from __future__ import annotations
@@ -11,13 +13,19 @@ import subprocess
 import sys
 
 import bpy
-from bpy.props import FloatProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
 # The add-on's package (``bl_ext.<repo>.ov3r`` in Blender): preferences are keyed by it.
 ADDON_PACKAGE = __package__.rpartition(".")[0]
 REQUIRED_MODULES = ("numpy", "av", "pycolmap")
 
 _dep_check_cache: dict[str, str] = {}  # python path -> "" (ok) or the error text
+
+DEFAULT_VOCABULARY = ("wall, floor, ceiling, door, window, chair, armchair, sofa, table, desk, bed, nightstand, "
+                      "lamp, plant, bookcase, cabinet, wardrobe, tv, refrigerator, sink, toilet, radiator, rug, "
+                      "picture")
+DEVICE_ITEMS = [("auto", "Automatic", "CUDA when available, else CPU"), ("cpu", "CPU", "Always the CPU"),
+                ("cuda", "CUDA", "An NVIDIA GPU through torch's CUDA device")]
 
 
 class WorkerPythonError(RuntimeError):
@@ -35,16 +43,53 @@ class OV3R_AddonPreferences(bpy.types.AddonPreferences):
         default="",
     )
     point_size: FloatProperty(name="Default Point Size", default=0.01, min=0.0, soft_max=0.1, subtype="DISTANCE")
+    weights_dir: StringProperty(
+        name="Weights Folder", subtype="DIR_PATH", default="",
+        description="Folder with model checkpoints (empty = only the weights shipped with the extension)",
+    )
+    device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto")
+    allow_downloads: BoolProperty(
+        name="Allow Model Downloads", default=False,
+        description="Let the workers download optional model weights (only while Blender's "
+        "'Allow Online Access' is on as well)",
+    )
+    default_vocabulary: StringProperty(
+        name="Default Vocabulary", default=DEFAULT_VOCABULARY,
+        description="Comma-separated class names used by 'Label All' when a scan has no vocabulary of its own",
+    )
 
     def draw(self, context: bpy.types.Context) -> None:
+        from . import deps_installer
+
         layout = self.layout
         layout.prop(self, "worker_python")
-        python = self.worker_python or sys.executable
+        python = bpy.path.abspath(self.worker_python) if self.worker_python else sys.executable
         problem = _dep_check_cache.get(python)
         if problem:
             layout.label(text=f"Not usable: {problem.splitlines()[-1][:120]}", icon="ERROR")
         elif problem == "":
             layout.label(text=f"Worker Python OK: {python}", icon="CHECKMARK")
+        box = layout.box()
+        inst = deps_installer.active()
+        if inst is not None and inst.running:
+            box.progress(factor=inst.progress, type="BAR", text=inst.message)
+        else:
+            row = box.row()
+            row.operator("ov3r.install_dependencies", icon="IMPORT")
+            row.enabled = bpy.app.online_access
+            if not bpy.app.online_access:
+                box.label(text="Online access is off (Preferences > System > Network)", icon="INFO")
+            if inst is not None and (inst.error or inst.done):
+                box.label(text=inst.error or inst.message, icon="ERROR" if inst.error else "CHECKMARK")
+                box.label(text=f"Log: {inst.log_path}")
+        managed = managed_python()
+        box.label(text=f"Managed environment: {managed if managed else 'not installed'}")
+        layout.prop(self, "weights_dir")
+        layout.prop(self, "device")
+        row = layout.row()
+        row.prop(self, "allow_downloads")
+        row.active = bpy.app.online_access
+        layout.prop(self, "default_vocabulary")
         layout.prop(self, "point_size")
 
 
@@ -78,18 +123,73 @@ def check_python(python: str, timeout: float = 60.0) -> str:
     return problem
 
 
+def managed_venv_dir(create: bool = False) -> str:
+    """``<extension user folder>/venv`` ("" when the add-on runs outside the extension system)."""
+    try:
+        return bpy.utils.extension_path_user(ADDON_PACKAGE, path="venv", create=create)
+    except (ValueError, RuntimeError, AttributeError):
+        return ""
+
+
+def managed_python() -> str:
+    """The managed venv's interpreter when it exists, else ""."""
+    from .deps_installer import venv_python
+
+    d = managed_venv_dir()
+    py = venv_python(d) if d else None
+    return str(py) if py is not None and py.is_file() else ""
+
+
+def online_allowed() -> bool:
+    """Blender's own switch (Preferences > System > Network > Allow Online Access)."""
+    return bool(bpy.app.online_access)
+
+
+def downloads_allowed(context: bpy.types.Context | None = None) -> bool:
+    prefs = get_preferences(context)
+    return bool(prefs is not None and prefs.allow_downloads and online_allowed())
+
+
+def device(context: bpy.types.Context | None = None) -> str:
+    """"cpu" or "cuda" for the workers ("auto" picks CUDA only when torch sees a GPU)."""
+    prefs = get_preferences(context)
+    choice = prefs.device if prefs is not None else "auto"
+    if choice != "auto":
+        return choice
+    return "cuda" if os.path.exists("/proc/driver/nvidia/version") or os.environ.get("CUDA_VISIBLE_DEVICES") else "cpu"
+
+
+def weights_dir(context: bpy.types.Context | None = None) -> str:
+    prefs = get_preferences(context)
+    return bpy.path.abspath(prefs.weights_dir) if prefs is not None and prefs.weights_dir else ""
+
+
+def default_vocabulary(context: bpy.types.Context | None = None) -> list[str]:
+    prefs = get_preferences(context)
+    text = prefs.default_vocabulary if prefs is not None and prefs.default_vocabulary.strip() else DEFAULT_VOCABULARY
+    return parse_vocabulary(text)
+
+
+def parse_vocabulary(text: str) -> list[str]:
+    """"chair, sofa ,, table" -> ["chair", "sofa", "table"] (order kept, duplicates dropped)."""
+    return list(dict.fromkeys(w.strip() for w in text.replace("\n", ",").split(",") if w.strip()))
+
+
 def resolve_worker_python(context: bpy.types.Context | None = None) -> str:
     """The interpreter to start the worker with, or WorkerPythonError with a clear message."""
     prefs = get_preferences(context)
     chosen = bpy.path.abspath(prefs.worker_python) if prefs is not None and prefs.worker_python else ""
     python = chosen or sys.executable
+    if not chosen and check_python(python) and managed_python():
+        python = managed_python()  # Blender's Python lacks the deps: the managed venv has them
     problem = check_python(python)
     if problem:
         last = problem.strip().splitlines()[-1] if problem.strip() else problem
         where = "The Python set in the preferences" if chosen else f"Blender's Python ({python})"
         raise WorkerPythonError(
             f"{where} cannot run the Ov3R worker ({last}). In Edit > Preferences > Add-ons > Ov3R, set "
-            f"'Worker Python' to an interpreter with {', '.join(REQUIRED_MODULES)} installed."
+            f"'Worker Python' to an interpreter with {', '.join(REQUIRED_MODULES)} installed, or press "
+            f"'Install Dependencies' there."
         )
     return python
 

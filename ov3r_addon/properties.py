@@ -39,6 +39,10 @@ class OV3R_PG_import_settings(bpy.types.PropertyGroup):
     point_size: FloatProperty(
         name="Point Size", default=0.01, min=0.0, soft_max=0.1, subtype="DISTANCE", description="Radius of each point"
     )
+    align: BoolProperty(
+        name="Align to Floor", default=True,
+        description="Put the floor on Z=0 (up = +Z) and the main walls along X / Y on import",
+    )
 
 
 CLASSES = (OV3R_PG_job, OV3R_PG_import_settings)

@@ -72,7 +72,18 @@ def build_scene(
 
     blend_storage.store_info(obj, scene, video_path, scene_path, cam_obj.name if cam_obj else "", not final)
     blend_storage.store_tables(obj, scene)
+    _default_threshold(obj, scene.metadata)
     return BuiltScene(coll.name, obj.name, cam_obj.name if cam_obj else "", clip_name)
+
+
+def _default_threshold(obj: bpy.types.Object, metadata: dict) -> None:
+    """The image encoder's own decision threshold (if the scene records one) as the query default."""
+    enc = (metadata.get("models") or {}).get("image_encoder")
+    thr = enc.get("threshold") if isinstance(enc, dict) else None
+    scan = getattr(obj, "ov3r_scan", None)
+    if thr is not None and scan is not None and "threshold" not in scan.keys():
+        scan["threshold"] = float(min(max(thr, -1.0), 1.0))
+        scan["label_threshold"] = float(min(max(thr, -1.0), 1.0))
 
 
 def _build_points(scene: SemanticScene, name: str, coll: bpy.types.Collection, obj: bpy.types.Object | None,

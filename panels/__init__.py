@@ -2,14 +2,16 @@
 
 
 def register() -> None:
-    from . import import_menu, sidebar
+    from . import import_menu, scan_panels, sidebar
 
     sidebar.register()
+    scan_panels.register()
     import_menu.register()
 
 
 def unregister() -> None:
-    from . import import_menu, sidebar
+    from . import import_menu, scan_panels, sidebar
 
     import_menu.unregister()
+    scan_panels.unregister()
     sidebar.unregister()

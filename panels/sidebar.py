@@ -34,6 +34,7 @@ class VIEW3D_PT_ov3r_import(bpy.types.Panel):
             col.prop(settings, "max_frames")
             col.prop(settings, "max_side")
             col.prop(settings, "point_size")
+            col.prop(settings, "align")
         if job is not None and job.error:
             box = layout.box()
             box.label(text="Last import failed:", icon="ERROR")

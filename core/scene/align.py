@@ -1,0 +1,263 @@
+"""Scene alignment for artists (numpy only): floor on Z=0 with +Z up, walls along X / Y,
+and a real-world scale from one known distance.
+
+All transforms are 4x4 similarities ``T = [[s R, t], [0, 1]]`` acting on world points
+(column vectors). :func:`transform_scene` applies one to points, cameras (world_from_camera,
+kept rigid: the scale moves the camera centres only) and segment boxes.
+
+Floor: the cameras' mean "up" (OpenCV -Y of each camera, in world) is the prior for which
+way is up; RANSAC finds horizontal-ish planes (normal within ``max_tilt_deg`` of that prior)
+one after another and the lowest one with enough support is the floor, refined by least
+squares. Walls: the rotation about Z whose X / Y histograms of the points are the peakiest
+(walls are thin lines in a top view); the larger peak is put on the X axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from .semantic_scene import Cameras, Segments, SemanticScene
+
+__all__ = [
+    "alignment_transform",
+    "auto_align",
+    "decompose",
+    "find_floor",
+    "scale_transform",
+    "transform_points",
+    "transform_scene",
+    "up_prior",
+    "wall_angle",
+]
+
+
+def up_prior(world_from_camera: np.ndarray | None, points: np.ndarray | None = None) -> np.ndarray:
+    """Unit "up" guess: the cameras' mean -Y axis; without cameras the points' least-variance axis."""
+    if world_from_camera is not None and len(world_from_camera):
+        wfc = np.asarray(world_from_camera, np.float64)
+        up = -wfc[:, :3, 1].mean(0)
+        if np.linalg.norm(up) > 1e-6:
+            up /= np.linalg.norm(up)
+            # A hand-held camera pitches but hardly rolls: its X axis stays horizontal, so when
+            # the path turns, "up" is the direction orthogonal to every camera's X axis.
+            _, sv, vt = np.linalg.svd(wfc[:, :3, 0], full_matrices=True)
+            if len(sv) >= 2 and sv[1] > 0.3 * sv[0]:
+                ortho = vt[2] * np.sign(vt[2] @ up)
+                if ortho @ up > np.cos(np.radians(45)):
+                    return ortho
+            return up
+    if points is not None and len(points) >= 3:
+        p = np.asarray(points, np.float64)
+        _, _, vt = np.linalg.svd(p - p.mean(0), full_matrices=False)
+        return vt[2]
+    return np.array([0.0, 0.0, 1.0])
+
+
+def _subsample(points: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    p = np.asarray(points, np.float64)
+    return p[rng.choice(len(p), n, replace=False)] if len(p) > n else p
+
+
+def _fit_plane(p: np.ndarray) -> tuple[np.ndarray, float]:
+    c = p.mean(0)
+    _, _, vt = np.linalg.svd(p - c, full_matrices=False)
+    n = vt[2]
+    return n, float(n @ c)
+
+
+def find_floor(points: np.ndarray, up: np.ndarray, *, max_tilt_deg: float = 30.0, min_support: float = 0.03,
+               planes: int = 8, iterations: int = 1000, seed: int = 0) -> tuple[np.ndarray, float]:
+    """(normal, offset) of the floor: ``normal @ p == offset`` on it, normal pointing up."""
+    rng = np.random.default_rng(seed)
+    p = _subsample(points, 60_000, rng)
+    if len(p) < 3:
+        raise ValueError("too few points to find a floor")
+    up = np.asarray(up, np.float64) / np.linalg.norm(up)
+    extent = float(np.linalg.norm(np.percentile(p, 98, 0) - np.percentile(p, 2, 0))) or 1.0
+    tol = 0.008 * extent
+    cos_tilt = np.cos(np.radians(max_tilt_deg))
+    remaining = np.ones(len(p), bool)
+    found: list[tuple[np.ndarray, float, int]] = []
+    for _ in range(planes):
+        idx = np.flatnonzero(remaining)
+        if len(idx) < 3:
+            break
+        q = p[idx]
+        tri = q[rng.integers(0, len(q), (iterations, 3))]
+        n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        norm = np.linalg.norm(n, axis=1)
+        ok = norm > 1e-12
+        n[ok] /= norm[ok, None]
+        n *= np.sign(n @ up)[:, None]
+        ok &= n @ up >= cos_tilt
+        if not ok.any():
+            break
+        n, d = n[ok], np.einsum("ij,ij->i", n[ok], tri[ok, 0])
+        # Score on a sample for speed, then take the best hypothesis.
+        sample = q[rng.integers(0, len(q), min(len(q), 5000))]
+        support = (np.abs(sample @ n.T - d) < tol).sum(0)
+        best = int(np.argmax(support))
+        inl = np.abs(q @ n[best] - d[best]) < tol
+        if inl.sum() < min_support * len(p):
+            break
+        for _refine in range(2):  # least squares on the inliers, re-collect inliers
+            nn, dd = _fit_plane(q[inl])
+            if nn @ up < 0:
+                nn, dd = -nn, -dd
+            inl = np.abs(q @ nn - dd) < tol
+        found.append((nn, dd, int(inl.sum())))
+        remaining[idx[inl]] = False
+    if not found:
+        raise ValueError("no horizontal plane found (is the cloud a room?)")
+    # The floor has (almost) nothing below it: a tilted or higher plane has many points below.
+    below = [float((p @ f[0] < f[1] - 2 * tol).mean()) for f in found]
+    lowest = min(below)
+    ok = [f for f, b in zip(found, below) if b <= lowest + 0.01]
+    nn, dd, _ = max(ok, key=lambda f: f[2])
+    return nn, dd
+
+
+def _rotation_to_z(n: np.ndarray) -> np.ndarray:
+    """Rotation taking unit vector ``n`` to +Z (Rodrigues)."""
+    n = n / np.linalg.norm(n)
+    z = np.array([0.0, 0.0, 1.0])
+    v, c = np.cross(n, z), float(n @ z)
+    if np.linalg.norm(v) < 1e-12:
+        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
+    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + vx + vx @ vx / (1.0 + c)
+
+
+def _peakiness(xy: np.ndarray, theta: np.ndarray, bin_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each angle: (sum of squared histogram counts along x, along y) after rotating by -theta."""
+    sx, sy = np.empty(len(theta)), np.empty(len(theta))
+    for i, t in enumerate(theta):
+        c, s = np.cos(t), np.sin(t)
+        x = xy[:, 0] * c + xy[:, 1] * s
+        y = -xy[:, 0] * s + xy[:, 1] * c
+        hx = np.bincount(np.floor((x - x.min()) / bin_size).astype(np.int64))
+        hy = np.bincount(np.floor((y - y.min()) / bin_size).astype(np.int64))
+        sx[i], sy[i] = float(hx @ hx), float(hy @ hy)
+    return sx, sy
+
+
+def wall_angle(points_z_up: np.ndarray, seed: int = 0) -> float:
+    """Angle (radians) to rotate about Z so the dominant wall direction lies along X."""
+    rng = np.random.default_rng(seed)
+    p = _subsample(points_z_up, 40_000, rng)
+    if len(p) < 10:
+        return 0.0
+    z = p[:, 2]
+    lo, hi = np.percentile(z, [2, 98])
+    p = p[(z > lo + 0.1 * (hi - lo)) & (z < hi - 0.1 * (hi - lo))]  # walls, not floor / ceiling
+    if len(p) < 10:
+        return 0.0
+    xy = p[:, :2]
+    extent = float(np.linalg.norm(np.ptp(xy, 0))) or 1.0
+    bin_size = extent / 200
+    coarse = np.radians(np.arange(0.0, 90.0, 1.0))
+    sx, sy = _peakiness(xy, coarse, bin_size)
+    t0 = coarse[int(np.argmax(sx + sy))]
+    fine = t0 + np.radians(np.arange(-1.0, 1.0001, 0.05))
+    sx, sy = _peakiness(xy, fine, bin_size)
+    best = int(np.argmax(sx + sy))
+    theta = float(fine[best])
+    # A wall along X is a peak of the y histogram: make the stronger peak that one.
+    if sx[best] > sy[best]:
+        theta += np.pi / 2
+    return theta
+
+
+def alignment_transform(points: np.ndarray, world_from_camera: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """4x4 rigid transform: floor normal -> +Z, floor at Z=0, dominant wall along X, the room's
+    footprint centred on the origin."""
+    pts = np.asarray(points, np.float64)
+    n, d = find_floor(pts, up_prior(world_from_camera, pts), seed=seed)
+    n, d = find_floor(pts, n, max_tilt_deg=8.0, seed=seed + 1)  # again, around the first estimate
+    r1 = _rotation_to_z(n)
+    q = pts @ r1.T
+    q[:, 2] -= d
+    theta = wall_angle(q, seed=seed)
+    c, s = np.cos(-theta), np.sin(-theta)
+    rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    rot = rz @ r1
+    out = np.eye(4)
+    out[:3, :3] = rot
+    out[:3, 3] = rz @ np.array([0.0, 0.0, -d])
+    xy = transform_points(_subsample(pts, 60_000, np.random.default_rng(seed)), out)[:, :2]
+    out[:2, 3] -= (np.percentile(xy, 1, 0) + np.percentile(xy, 99, 0)) / 2
+    return out
+
+
+def scale_transform(a: np.ndarray, b: np.ndarray, true_distance: float) -> np.ndarray:
+    """Uniform scale about the origin that makes |a - b| equal ``true_distance``."""
+    measured = float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64)))
+    if not np.isfinite(true_distance) or true_distance <= 0:
+        raise ValueError("the known distance must be positive")
+    if measured < 1e-9:
+        raise ValueError("the two points coincide; pick two different points")
+    out = np.eye(4)
+    out[:3, :3] *= true_distance / measured
+    return out
+
+
+def decompose(t: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(scale, rotation 3x3, translation) of a similarity."""
+    t = np.asarray(t, np.float64)
+    s = float(np.cbrt(np.linalg.det(t[:3, :3])))
+    return s, t[:3, :3] / s, t[:3, 3].copy()
+
+
+def transform_points(points: np.ndarray, t: np.ndarray) -> np.ndarray:
+    t = np.asarray(t, np.float64)
+    return np.asarray(points, np.float64) @ t[:3, :3].T + t[:3, 3]
+
+
+def transform_cameras(cams: Cameras, t: np.ndarray) -> Cameras:
+    _s, r, _ = decompose(t)
+    wfc = np.asarray(cams.world_from_camera, np.float64).copy()
+    if len(wfc):
+        wfc[:, :3, 3] = transform_points(wfc[:, :3, 3], t)
+        wfc[:, :3, :3] = r @ wfc[:, :3, :3]
+    return replace(cams, world_from_camera=wfc.astype(np.float32))
+
+
+def transform_segments(seg: Segments, t: np.ndarray) -> Segments:
+    s, r, _ = decompose(t)
+    if len(seg) == 0:
+        return seg
+    return replace(
+        seg,
+        centroid=transform_points(seg.centroid, t).astype(np.float32),
+        box_center=transform_points(seg.box_center, t).astype(np.float32),
+        box_axes=np.einsum("ij,skj->ski", r, seg.box_axes).astype(np.float32),  # rows are axes
+        box_extent=(np.asarray(seg.box_extent, np.float64) * s).astype(np.float32),
+    )
+
+
+def transform_scene(scene: SemanticScene, t: np.ndarray) -> SemanticScene:
+    """A copy of ``scene`` with ``t`` applied; ``metadata["alignment"]`` accumulates it."""
+    t = np.asarray(t, np.float64)
+    meta = dict(scene.metadata)
+    prev = np.asarray(meta.get("alignment", np.eye(4).tolist()), np.float64)
+    meta["alignment"] = (t @ prev).tolist()
+    return replace(
+        scene,
+        points=transform_points(scene.points, t).astype(np.float32),
+        cameras=transform_cameras(scene.cameras, t),
+        segments=transform_segments(scene.segments, t),
+        metadata=meta,
+    )
+
+
+def auto_align(scene: SemanticScene) -> tuple[SemanticScene, str]:
+    """Aligned copy of ``scene`` and "" , or ``scene`` unchanged and why not (never raises)."""
+    if len(scene) < 100:
+        return scene, "too few points to align"
+    try:
+        t = alignment_transform(scene.points, scene.cameras.world_from_camera if len(scene.cameras) else None)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        return scene, str(exc)
+    return transform_scene(scene, t), ""
