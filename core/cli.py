@@ -1,4 +1,4 @@
-"""The ``ov3r`` command: reconstruct, blend, export.
+"""The ``ov3r`` command: reconstruct, blend, export, query, label.
 
 Heavy work runs in the worker process (the same one the add-on uses); this process only
 draws progress bars and forwards Ctrl-C as a cancel.
@@ -91,6 +91,8 @@ def _reconstruct(video: str, out: str, args: argparse.Namespace) -> str:
         wargs += ["--max-frames", str(args.max_frames)]
     if args.max_keyframes:
         wargs += ["--max-keyframes", str(args.max_keyframes)]
+    if args.semantics:  # [semantics hook, issue 4B]
+        wargs += ["--semantics", args.semantics]
     return run_job(WorkerProcess(wargs, python=args.python), args.quiet)
 
 
@@ -139,11 +141,63 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_for_text(args: argparse.Namespace):
+    """[semantics hook, issue 4B] (scene, text encoder of its space) for query / label."""
+    from .scene import SceneFormatError, load_scene
+    from .semantics.query import SpaceMismatch, check_space, text_encoder_for
+
+    try:
+        scene = load_scene(args.scene)
+        oc = {"model_name": args.openclip_model, "checkpoint": args.openclip_checkpoint} \
+            if args.openclip_checkpoint else None
+        enc = text_encoder_for(scene, oc)
+        check_space(scene, enc)
+    except (SceneFormatError, SpaceMismatch, FileNotFoundError) as exc:
+        raise SystemExit(f"ov3r: error: {exc}") from None
+    return scene, enc
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from .semantics.query import query
+
+    scene, enc = _load_for_text(args)
+    res = query(scene, args.text, enc)
+    labels = scene.segments.label
+    print(f"{'rank':>4} {'segment':>7} {'score':>7} {'points':>8}  label")
+    for r, s in enumerate(res.order[: args.top]):
+        print(f"{r + 1:>4} {int(s):>7} {res.segment[s]:>7.3f} {int(scene.segments.point_count[s]):>8}  {labels[s]}")
+    return 0
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from .scene import save_scene
+    from .semantics.query import default_threshold, label_scene
+
+    scene, enc = _load_for_text(args)
+    vocab = [v for v in args.vocab.split(",") if v.strip()]
+    thr = args.threshold if args.threshold is not None else default_threshold(scene)
+    label_scene(scene, vocab, thr, enc)
+    out = save_scene(scene, args.output or args.scene)
+    for name, n in Counter(scene.segments.label).most_common():
+        print(f"{name}: {n} segments", file=sys.stderr)
+    print(out)
+    return 0
+
+
+def _text_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--openclip-model", default="ViT-B-16", help="open_clip model of an open_clip scene")
+    p.add_argument("--openclip-checkpoint", default=None, help="its local checkpoint")
+
+
 def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default="sfm", help="geometry engine (default: sfm)")
     p.add_argument("--max-frames", type=int, default=None, help="decode at most N frames")
     p.add_argument("--max-side", type=int, default=640, help="resolution cap, longest side in px (default 640)")
     p.add_argument("--max-keyframes", type=int, default=None)
+    p.add_argument("--semantics", choices=["none", "compact", "openclip"], default=None,
+                   help="segments + descriptors (default: compact when its weights are shipped)")
     p.add_argument("--python", default=None, help="interpreter for the worker (default: this one)")
     p.add_argument("-q", "--quiet", action="store_true")
 
@@ -167,6 +221,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", required=True)
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=cmd_export)
+    q = sub.add_parser("query", help="score a scene's segments against a text (best first)")
+    q.add_argument("scene")
+    q.add_argument("text")
+    q.add_argument("--top", type=int, default=10, help="segments to print (default 10)")
+    _text_options(q)
+    q.set_defaults(func=cmd_query)
+    lb = sub.add_parser("label", help="label every segment with the best word of a vocabulary")
+    lb.add_argument("scene")
+    lb.add_argument("--vocab", required=True, help="comma separated, e.g. chair,sofa,table")
+    lb.add_argument("--threshold", type=float, default=None, help="below it: 'other' (default: the encoder's)")
+    lb.add_argument("-o", "--output", default=None, help="output scene (default: overwrite the input)")
+    _text_options(lb)
+    lb.set_defaults(func=cmd_label)
     sub.add_parser("bench", help="run an engine on benchmark scenes (ov3r bench --help)")
     return p
 

@@ -25,6 +25,15 @@ class ReconstructSettings:
     keyframes: KeyframeSettings = field(default_factory=KeyframeSettings)
     # Known pinhole intrinsics (fx, fy, cx, cy) at the video's full resolution; None = estimate.
     intrinsics: tuple[float, float, float, float] | None = None
+    # [semantics hook, issue 4B] image encoder of the semantics stage: "compact", "openclip" or None
+    # (no segments); default "compact" when its shipped weights exist. See core.semantics.stage.
+    semantics: str | None = field(default_factory=lambda: _default_semantics())
+
+
+def _default_semantics() -> str | None:
+    from .semantics.stage import compact_weights_available
+
+    return "compact" if compact_weights_available() else None
 
 
 def _scaled_intrinsics(settings: ReconstructSettings, full: tuple[int, int], work: tuple[int, int]) -> np.ndarray | None:
@@ -105,4 +114,16 @@ def reconstruct_video(video: str | Path, ctx: JobContext, settings: ReconstructS
     timings["total"] = time.perf_counter() - t0
     metadata["timings"] = timings
     metadata["registered_keyframes"] = len(rec.cameras)
-    return scene_from_reconstruction(rec, metadata)
+    scene = scene_from_reconstruction(rec, metadata)
+    if settings.semantics:  # [semantics hook, issue 4B] 2D segments -> 3D segments with descriptors
+        from .semantics.stage import SemanticsSettings, run_semantics
+
+        by_index = {kf.index: kf.image for kf in keyframes}
+        images = [by_index[int(i)] for i in rec.cameras.frame_index]
+        try:
+            run_semantics(scene, images, ctx, SemanticsSettings.from_env(settings.semantics),
+                          spacing=rec.extras.get("voxel_size"))
+        except (ValueError, FileNotFoundError, PermissionError) as exc:
+            raise JobError(f"semantics: {exc}") from None
+        timings["total"] = time.perf_counter() - t0
+    return scene

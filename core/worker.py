@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--max-side", type=int, default=640)
     r.add_argument("--max-keyframes", type=int, default=None)
     r.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"), default=None)
+    # [semantics hook, issue 4B] default: "compact" when its weights are shipped, else none
+    r.add_argument("--semantics", choices=["none", "compact", "openclip"], default=None,
+                   help="image encoder of the semantics stage (segments + descriptors)")
     r.add_argument("--partial-dir", default=None, help="write partial scenes here")
     r.add_argument("--partial-interval", type=float, default=2.0, help="seconds between partial scenes")
     return p
@@ -88,6 +91,8 @@ def run_reconstruct(args: argparse.Namespace, emitter: Emitter) -> Path:
         settings.keyframes.max_keyframes = args.max_keyframes
     if args.intrinsics:
         settings.intrinsics = tuple(args.intrinsics)
+    if args.semantics:  # [semantics hook, issue 4B]
+        settings.semantics = None if args.semantics == "none" else args.semantics
     ctx = JobContext(emitter.progress, emitter.partial)
     scene = reconstruct_video(args.video, ctx, settings)
     emitter.progress("save", 0, 1)

@@ -66,6 +66,11 @@ def _run_engine(engine: str, scene: Dict):
     K = scene["cameras"]["intrinsics"]
     settings = ReconstructSettings(engine=engine, intrinsics=(K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
     res = reconstruct_video(scene["video"], JobContext(), settings)
+    if len(res.segments):
+        from ..semantics.query import label_scene
+
+        # Closed-set evaluation over the taxonomy (as OVO / OpenNeRF): every segment takes its best class.
+        label_scene(res, CLASSES[1:], threshold=-1.0)
     labels = None
     seg_labels = list(getattr(res.segments, "label", []) or [])
     if seg_labels and any(lbl in CLASSES for lbl in seg_labels):

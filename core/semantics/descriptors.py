@@ -1,0 +1,68 @@
+"""Object-level descriptors: per mask, the image encoder's embedding of the masked region.
+
+As in the paper's 2D-3D OVS, a mask is described by its own crop, not by the whole image:
+a square crop around the mask's bounding box (plus a margin), resized to the encoder's
+input size, with the background outside the mask filled with grey. The crop and its mask
+both go to the encoder (``ImageEncoder.encode(crops, masks)``), which may use the mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+GREY = 127
+
+
+class ImageEncoder(Protocol):
+    space_id: str
+    dim: int
+
+    def encode(self, crops: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
+        """crops (B,H,W,3) uint8, masks (B,H,W) bool or None -> (B,D) float32, L2-normalised rows."""
+        ...
+
+
+def mask_crops(image: np.ndarray, masks: Sequence[np.ndarray], size: int = 224, margin: float = 0.1,
+               background: str = "grey") -> tuple[np.ndarray, np.ndarray]:
+    """Square crops around each mask.
+
+    image (H,W,3) uint8; masks K x (H,W) bool (same size as the image);
+    margin: fraction of the box side added on each side; background: "grey" or "keep".
+    Returns crops (K,size,size,3) uint8 and crop masks (K,size,size) bool.
+    """
+    K = len(masks)
+    crops = np.zeros((K, size, size, 3), np.uint8)
+    cmasks = np.zeros((K, size, size), bool)
+    for k, m in enumerate(masks):
+        ys = np.flatnonzero(m.any(1))
+        xs = np.flatnonzero(m.any(0))
+        if len(ys) == 0:
+            continue
+        x0, x1, y0, y1 = xs[0], xs[-1] + 1, ys[0], ys[-1] + 1
+        side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        s = size / side
+        A = np.array([[s, 0, size / 2 - s * cx], [0, s, size / 2 - s * cy]], np.float64)  # image -> crop
+        crops[k] = cv2.warpAffine(image, A, (size, size), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_CONSTANT, borderValue=(GREY, GREY, GREY))
+        cmasks[k] = cv2.warpAffine(m.astype(np.uint8), A, (size, size), flags=cv2.INTER_NEAREST,
+                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+    if background == "grey":
+        crops[~cmasks] = GREY
+    return crops, cmasks
+
+
+def mask_descriptors(image: np.ndarray, masks: Sequence[np.ndarray], encoder: ImageEncoder, size: int = 224,
+                     margin: float = 0.1, batch: int = 32) -> np.ndarray:
+    """(K,D) float32 L2-normalised descriptors of ``masks`` (K x (H,W) bool) in ``image`` (H,W,3)."""
+    if len(masks) == 0:
+        return np.zeros((0, encoder.dim), np.float32)
+    crops, cm = mask_crops(image, masks, size, margin)
+    out = [np.asarray(encoder.encode(crops[i:i + batch], cm[i:i + batch]), np.float32)
+           for i in range(0, len(crops), batch)]
+    d = np.concatenate(out)
+    return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)

@@ -1,0 +1,152 @@
+"""The pipeline's semantics stage: keyframes + reconstruction -> segments in the SemanticScene.
+
+Per registered keyframe (progress "semantics: segments"): depth of the reconstruction by
+z-buffer (``projection.render_depth``) -> 2D masks (classical or SAM) -> one descriptor per
+mask (``descriptors.mask_descriptors``). Then "semantics: lifting": masks -> 3D segments
+(``lifting.lift_into_scene``). Encoders: "compact" (shipped weights, all-MiniLM-L6-v2 space)
+or "openclip" (a local checkpoint).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..jobs import JobContext
+from ..scene import SemanticScene
+
+ENCODERS = ("compact", "openclip")
+
+
+def compact_weights_available() -> bool:
+    """True when the shipped compact encoder weights (or OV3R_COMPACT_WEIGHTS) exist (no torch import)."""
+    if os.environ.get("OV3R_COMPACT_WEIGHTS"):
+        return Path(os.environ["OV3R_COMPACT_WEIGHTS"]).is_file()
+    p = Path(__file__).resolve().parent.parent / "models" / "compact" / "weights" / "compact_v1.safetensors"
+    return p.is_file()
+
+
+@dataclass
+class SemanticsSettings:
+    encoder: str = "compact"  # "compact" | "openclip" | "none" (segments without descriptors)
+    compact_weights: str | None = None  # other compact weights than the shipped ones
+    segmenter: str = "classical"  # "classical" | "sam"
+    sam_checkpoint: str | None = None  # local SAM weights (segmenter "sam")
+    sam_model_type: str = "vit_b"
+    openclip_model: str = "ViT-B-16"
+    openclip_checkpoint: str | None = None  # local open_clip weights (encoder "openclip")
+    openclip_config: str | None = None  # JSON architecture for models open_clip does not ship
+    max_side: int = 320  # resolution of the depth renders and the classical segmenter
+    crop_size: int = 224  # crops for encoders that do not say their input size (``encoder.size``)
+    lift: Any = None  # lifting.LiftSettings; None = defaults
+
+    @staticmethod
+    def from_env(encoder: str) -> SemanticsSettings:
+        """Settings for ``encoder``; SAM / open_clip checkpoints from OV3R_SAM_CHECKPOINT,
+        OV3R_SAM_MODEL_TYPE, OV3R_OPENCLIP_MODEL, OV3R_OPENCLIP_CHECKPOINT, OV3R_OPENCLIP_CONFIG,
+        OV3R_COMPACT_WEIGHTS when set."""
+        s = SemanticsSettings(encoder=encoder)
+        s.sam_checkpoint = os.environ.get("OV3R_SAM_CHECKPOINT") or None
+        if s.sam_checkpoint:
+            s.segmenter = "sam"
+        s.sam_model_type = os.environ.get("OV3R_SAM_MODEL_TYPE", s.sam_model_type)
+        s.openclip_model = os.environ.get("OV3R_OPENCLIP_MODEL", s.openclip_model)
+        s.openclip_checkpoint = os.environ.get("OV3R_OPENCLIP_CHECKPOINT") or None
+        s.openclip_config = os.environ.get("OV3R_OPENCLIP_CONFIG") or None
+        s.compact_weights = os.environ.get("OV3R_COMPACT_WEIGHTS") or None
+        return s
+
+
+def make_image_encoder(st: SemanticsSettings):
+    if st.encoder == "compact":
+        from ..models.compact import ImageEncoder
+
+        return ImageEncoder.from_pretrained(st.compact_weights)
+    if st.encoder == "openclip":
+        from .openclip_encoder import load_openclip
+
+        if not st.openclip_checkpoint:
+            raise ValueError("the openclip encoder needs a local checkpoint (OV3R_OPENCLIP_CHECKPOINT)")
+        return load_openclip(st.openclip_model, st.openclip_checkpoint, model_config=st.openclip_config)[0]
+    raise ValueError(f"unknown semantics encoder {st.encoder!r}; use one of {', '.join(ENCODERS)}")
+
+
+def make_segmenter(st: SemanticsSettings):
+    if st.segmenter == "sam":
+        from .segment_sam import SamSegmenter
+
+        return SamSegmenter(st.sam_checkpoint, st.sam_model_type)
+    from .segment_classical import ClassicalSegmenter, ClassicalSettings
+
+    return ClassicalSegmenter(ClassicalSettings(max_side=st.max_side))
+
+
+def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobContext,
+                  settings: SemanticsSettings | None = None, encoder=None, segmenter=None,
+                  spacing: float | None = None, describe=None) -> SemanticScene:
+    """Segment, describe and lift; fills scene.segment_id / segments / metadata in place.
+
+    images: one (H,W,3) uint8 RGB per camera of ``scene.cameras`` (the registered keyframes);
+    encoder / segmenter: override the ones the settings would build (tests, warm workers);
+    describe: optional ``(frame, image, masks) -> (K,D)`` replacing the encoder (evaluation).
+    """
+    from .descriptors import mask_descriptors
+    from .lifting import lift_into_scene
+    from .projection import point_spacing, render_depth, scale_intrinsics
+
+    st = settings or SemanticsSettings()
+    cams = scene.cameras
+    if len(images) != len(cams):
+        raise ValueError(f"run_semantics: {len(images)} images for {len(cams)} cameras")
+    t0 = time.perf_counter()
+    if encoder is None and st.encoder != "none":  # "none": class-agnostic segments, no descriptors
+        encoder = make_image_encoder(st)
+    segmenter = segmenter if segmenter is not None else make_segmenter(st)
+    spacing = spacing if spacing is not None else point_spacing(scene.points)
+    frame_masks: list[list[np.ndarray]] = []
+    frame_desc: list[np.ndarray] = []
+    M = len(cams)
+    ctx.progress("semantics: segments", 0, M)
+    for f in range(M):
+        ctx.check_cancel()
+        img = np.asarray(images[f])
+        H, W = img.shape[:2]
+        s = min(1.0, st.max_side / max(H, W))
+        dsize = (max(8, round(W * s)), max(8, round(H * s)))
+        Kd = scale_intrinsics(cams.intrinsics[f], cams.image_size, dsize)
+        depth = render_depth(scene.points, Kd, cams.world_from_camera[f], dsize, None, spacing=spacing)
+        if dsize != (W, H):
+            import cv2
+
+            depth = cv2.resize(depth, (W, H), interpolation=cv2.INTER_NEAREST)
+        K_img = scale_intrinsics(cams.intrinsics[f], cams.image_size, (W, H))
+        masks = segmenter.segment(img, depth, K_img)
+        frame_masks.append(masks)
+        if describe is not None:
+            frame_desc.append(describe(f, img, masks))
+        elif encoder is not None:
+            frame_desc.append(mask_descriptors(img, masks, encoder, int(getattr(encoder, "size", st.crop_size))))
+        ctx.progress("semantics: segments", f + 1, M)
+    t1 = time.perf_counter()
+    ctx.progress("semantics: lifting", 0, 1)
+    lift_into_scene(scene, frame_masks, frame_desc if frame_desc else None,
+                    getattr(encoder, "space_id", None), st.lift, spacing)
+    ctx.progress("semantics: lifting", 1, 1)
+    meta: dict[str, Any] = scene.metadata
+    models = dict(meta.get("models") or {})
+    models["segmenter"] = getattr(segmenter, "name", type(segmenter).__name__)
+    if encoder is not None:
+        models["image_encoder"] = {"kind": st.encoder, "class": type(encoder).__name__, "space": encoder.space_id}
+        scale, bias = getattr(encoder, "logit_scale", None), getattr(encoder, "logit_bias", None)
+        if scale:  # sigmoid(scale * cos + bias) = 0.5: the encoder's own label threshold
+            models["image_encoder"]["threshold"] = float(-bias / scale)
+    meta["models"] = models
+    meta.setdefault("timings", {}).update({"semantics.segments": t1 - t0, "semantics.lifting": time.perf_counter() - t1})
+    meta["segments"] = len(scene.segments)
+    return scene
