@@ -1,0 +1,1 @@
+"""Torch modules of the engine (imported lazily by their users)."""

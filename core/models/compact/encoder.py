@@ -1,0 +1,112 @@
+"""``ImageEncoder``: the shipped compact image tower behind a numpy interface.
+
+``ImageEncoder.from_pretrained()`` loads ``weights/compact_v1.safetensors`` (committed
+in the repo, offline); ``encode(crops, masks)`` returns ``(B, 384)`` float32 rows in the
+all-MiniLM-L6-v2 text space, L2-normalised, comparable by cosine with
+:class:`core.semantics.text_encoder.TextEncoder` embeddings.
+
+Weights are safetensors only (never pickles). The file's metadata holds ``config``
+(the :class:`CompactConfig` as JSON), ``space_id``, ``logit_scale``, ``logit_bias``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, Optional, Union
+
+import numpy as np
+import torch
+
+from .net import CompactConfig, CompactImageNet
+from .preprocess import ArrayOrList, preprocess
+
+__all__ = ["ImageEncoder", "DEFAULT_WEIGHTS", "save_weights", "SPACE_ID"]
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "compact_v1.safetensors"
+SPACE_ID = "all-MiniLM-L6-v2"
+
+
+def save_weights(net: CompactImageNet, path: Union[str, Path], logit_scale: float, logit_bias: float,
+                 extra: Optional[Dict[str, str]] = None, half: bool = True) -> Path:
+    """Write ``net`` as safetensors (fp16 by default) with its config in the metadata."""
+    from safetensors.torch import save_file
+
+    sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu()
+          for k, v in net.state_dict().items()}
+    meta = {"config": json.dumps(net.cfg.to_dict()), "space_id": SPACE_ID, "logit_scale": str(float(logit_scale)),
+            "logit_bias": str(float(logit_bias)), "format": "ov3r-compact-1"}
+    meta.update({k: str(v) for k, v in (extra or {}).items()})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(path), metadata=meta)
+    return path
+
+
+class ImageEncoder:
+    """Compact image encoder: ``encode(crops (B,H,W,3) uint8, masks (B,H,W) bool | None) -> (B,384)``."""
+
+    space_id = SPACE_ID
+
+    def __init__(self, net: CompactImageNet, device: Union[str, torch.device] = "cpu",
+                 logit_scale: float = 10.0, logit_bias: float = -10.0, metadata: Optional[Dict[str, str]] = None,
+                 batch_size: int = 64, flip_tta: bool = False) -> None:
+        self.net = net.to(device).eval()
+        self.device = torch.device(device)
+        self.logit_scale = float(logit_scale)
+        self.logit_bias = float(logit_bias)
+        self.metadata = dict(metadata or {})
+        self.batch_size = int(batch_size)
+        #: also encode the mirrored crop and average (2x the cost, usually slightly better)
+        self.flip_tta = bool(flip_tta)
+
+    @property
+    def dim(self) -> int:
+        return self.net.cfg.dim
+
+    @property
+    def size(self) -> int:
+        return self.net.cfg.size
+
+    @classmethod
+    def from_pretrained(cls, path: Union[str, Path, None] = None, device: Optional[str] = None) -> "ImageEncoder":
+        """Load safetensors weights (default: the shipped ``compact_v1``)."""
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        path = Path(path) if path is not None else DEFAULT_WEIGHTS
+        if not path.exists():
+            raise FileNotFoundError(f"compact image encoder weights not found: {path}")
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+        if "config" not in meta:
+            raise ValueError(f"{path}: not an ov3r compact encoder (no 'config' metadata)")
+        if meta.get("space_id", SPACE_ID) != SPACE_ID:
+            raise ValueError(f"{path}: text space {meta.get('space_id')!r} != {SPACE_ID!r}")
+        net = CompactImageNet(CompactConfig.from_dict(json.loads(meta["config"])))
+        sd = load_file(str(path))
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return cls(net, device, float(meta.get("logit_scale", 10.0)), float(meta.get("logit_bias", -10.0)), meta)
+
+    @torch.no_grad()
+    def encode(self, crops: ArrayOrList, masks: Optional[ArrayOrList] = None) -> np.ndarray:
+        """Embed crops: ``(B, H, W, 3) uint8`` (or a list of differently sized crops) and optional
+        ``(B, H, W) bool`` masks -> ``(B, 384) float32`` L2-normalised."""
+        n = len(crops)
+        if n == 0:
+            return np.zeros((0, self.dim), np.float32)
+        out = []
+        for i in range(0, n, self.batch_size):
+            m = None if masks is None else masks[i:i + self.batch_size]
+            x = preprocess(crops[i:i + self.batch_size], m, self.size).to(self.device)
+            y = self.net(x)
+            if self.flip_tta:
+                y = torch.nn.functional.normalize(y + self.net(x.flip(-1)), dim=-1)
+            out.append(y.float().cpu())
+        return torch.cat(out).numpy().astype(np.float32)
+
+    def scores(self, image_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
+        """``(B, 384), (T, 384) -> (B, T)`` sigmoid probabilities ``sigmoid(t * cos + b)``."""
+        z = self.logit_scale * image_emb @ text_emb.T + self.logit_bias
+        return 1.0 / (1.0 + np.exp(-z))

@@ -1,0 +1,1 @@
+"""Training loops for the learned parts of the engine."""
