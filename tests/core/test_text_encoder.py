@@ -38,6 +38,6 @@ def test_synonyms_rank_above_unrelated(te):
     unrelated = ["bathtub", "banana", "guitar"]
     for a, b in pairs:
         ea, eb, eu = te.encode([a]), te.encode([b]), te.encode(unrelated)
-        syn = float(ea @ eb.T)
+        syn = float((ea @ eb.T).item())
         assert syn > float((ea @ eu.T).max()), (a, b)
         assert syn > float((eb @ eu.T).max()), (a, b)
