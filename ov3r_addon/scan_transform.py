@@ -25,8 +25,11 @@ def apply_similarity(obj: bpy.types.Object, t: np.ndarray, bl_scene: bpy.types.S
     scan_query.forget_cache()
     cam = bpy.data.objects.get(str(obj[blend_storage.INFO_KEY].get("camera", "")))
     if cam is not None and len(scene.cameras):
-        fps = bl_scene.render.fps / bl_scene.render.fps_base
-        frames = camera_path.keyframe_frames(scene.cameras.timestamps, fps, scene_builder.FRAME_START)
+        # Keep the path's timing as imported; only the poses change.
+        frames = _keyframe_frames(cam, len(scene.cameras))
+        if frames is None:
+            fps = bl_scene.render.fps / bl_scene.render.fps_base
+            frames = camera_path.keyframe_frames(scene.cameras.timestamps, fps, scene_builder.FRAME_START)
         camera_path.animate_camera(cam, scene.cameras.world_from_camera, frames)
     coll = proxies.proxy_collection(obj)
     if coll is not None:  # proxies live in world space: conjugate by the scan's transform
@@ -34,6 +37,22 @@ def apply_similarity(obj: bpy.types.Object, t: np.ndarray, bl_scene: bpy.types.S
         m = Matrix((world @ t @ np.linalg.inv(world)).tolist())
         for p in coll.objects:
             p.matrix_world = m @ p.matrix_world
+
+
+def _keyframe_frames(cam: bpy.types.Object, count: int) -> np.ndarray | None:
+    """Frames of the camera's location keys, or None when they do not match ``count`` poses."""
+    ad = cam.animation_data
+    if ad is None or ad.action is None:
+        return None
+    from bpy_extras import anim_utils
+
+    bag = anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
+    if bag is None:
+        return None
+    curve = bag.fcurves.find("location", index=0)
+    if curve is None or len(curve.keyframe_points) != count:
+        return None
+    return np.array([k.co[0] for k in curve.keyframe_points], np.float64)
 
 
 def selected_vertices(obj: bpy.types.Object) -> np.ndarray:
