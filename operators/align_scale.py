@@ -8,19 +8,16 @@ from bpy.props import EnumProperty, FloatProperty, StringProperty
 
 from ..core.scene.align import alignment_transform, scale_transform
 from ..ov3r_addon import blend_storage, point_attrs, scan_transform
-from .common import active_scan, poll_scan
+from .common import ScanPoll, active_scan
 
 
-class OV3R_OT_align_scene(bpy.types.Operator):
+class OV3R_OT_align_scene(ScanPoll, bpy.types.Operator):
     """Put the floor on Z=0 (up = +Z) and the main walls along X and Y"""
 
     bl_idname = "ov3r.align_scene"
     bl_label = "Align to Floor"
     bl_options = {"REGISTER", "UNDO"}
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return poll_scan(cls, context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         obj = active_scan(context)
@@ -35,16 +32,14 @@ class OV3R_OT_align_scene(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class OV3R_OT_scale_point_a(bpy.types.Operator):
+class OV3R_OT_scale_point_a(ScanPoll, bpy.types.Operator):
     """Remember the 3D cursor as the first point of a known distance"""
 
     bl_idname = "ov3r.scale_point_a"
     bl_label = "Cursor as Point A"
     bl_options = {"REGISTER", "UNDO"}
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return poll_scan(cls, context, ("OBJECT", "EDIT"))
+    poll_modes = ("OBJECT", "EDIT")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         scan = context.active_object.ov3r_scan
@@ -54,7 +49,7 @@ class OV3R_OT_scale_point_a(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class OV3R_OT_set_scale(bpy.types.Operator):
+class OV3R_OT_set_scale(ScanPoll, bpy.types.Operator):
     """Scale the scan (points, cameras, proxies) so a known distance has its real length"""
 
     bl_idname = "ov3r.set_scale"
@@ -71,9 +66,7 @@ class OV3R_OT_set_scale(bpy.types.Operator):
     size_spec: StringProperty(name="Known Size", default="", options={"SKIP_SAVE"},
                               description="Empty = the sidebar's, e.g. 'door: 2.0'")
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return poll_scan(cls, context, ("OBJECT", "EDIT"))
+    poll_modes = ("OBJECT", "EDIT")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         obj = active_scan(context)

@@ -21,3 +21,13 @@ def poll_scan(cls, context: bpy.types.Context, modes: tuple[str, ...] = ("OBJECT
         cls.poll_message_set(f"Only in {' or '.join(m.title() for m in modes)} Mode")
         return False
     return True
+
+
+class ScanPoll:
+    """Mixin: the operator runs on an active Ov3R scan in one of ``poll_modes``."""
+
+    poll_modes: tuple[str, ...] = ("OBJECT",)
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return poll_scan(cls, context, cls.poll_modes)

@@ -8,10 +8,10 @@ from bpy.props import BoolProperty, EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper
 
 from ..ov3r_addon import exports
-from .common import active_scan, poll_scan
+from .common import ScanPoll, active_scan
 
 
-class OV3R_OT_export_ply(bpy.types.Operator, ExportHelper):
+class OV3R_OT_export_ply(ScanPoll, bpy.types.Operator, ExportHelper):
     """Export the active Ov3R scan as PLY with segment_id, label_id, score and a labels JSON"""
 
     bl_idname = "ov3r.export_ply"
@@ -22,9 +22,6 @@ class OV3R_OT_export_ply(bpy.types.Operator, ExportHelper):
     filter_glob: StringProperty(default="*.ply", options={"HIDDEN"})
     per_label: BoolProperty(name="One File per Label", default=False)
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return poll_scan(cls, context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
@@ -36,7 +33,7 @@ class OV3R_OT_export_ply(bpy.types.Operator, ExportHelper):
         return {"FINISHED"}
 
 
-class OV3R_OT_export_gltf(bpy.types.Operator, ExportHelper):
+class OV3R_OT_export_gltf(ScanPoll, bpy.types.Operator, ExportHelper):
     """Export the active Ov3R scan as glTF points with its attributes (_segment_id, _label_id, _score)"""
 
     bl_idname = "ov3r.export_gltf"
@@ -52,9 +49,6 @@ class OV3R_OT_export_gltf(bpy.types.Operator, ExportHelper):
         self.filename_ext = ".glb" if self.format == "GLB" else ".gltf"
         return ExportHelper.check(self, context)
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return poll_scan(cls, context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         path = bpy.path.abspath(self.filepath)

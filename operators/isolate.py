@@ -6,19 +6,16 @@ from __future__ import annotations
 import bpy
 
 from ..ov3r_addon import isolate, scan_query
-from .common import active_scan, poll_scan
+from .common import ScanPoll, active_scan
 
 
-class OV3R_OT_isolate(bpy.types.Operator):
+class OV3R_OT_isolate(ScanPoll, bpy.types.Operator):
     """Copy the points matching the current query (at the threshold) into a new object"""
 
     bl_idname = "ov3r.isolate"
     bl_label = "Isolate Matches"
     bl_options = {"REGISTER", "UNDO"}
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return poll_scan(cls, context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         obj = active_scan(context)
@@ -40,16 +37,13 @@ class OV3R_OT_isolate(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class OV3R_OT_split_labels(bpy.types.Operator):
+class OV3R_OT_split_labels(ScanPoll, bpy.types.Operator):
     """One object per label of the active scan, in a collection of their own"""
 
     bl_idname = "ov3r.split_labels"
     bl_label = "One Object per Label"
     bl_options = {"REGISTER", "UNDO"}
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return poll_scan(cls, context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         obj = active_scan(context)

@@ -8,10 +8,10 @@ from bpy.props import BoolProperty, StringProperty
 from ..ov3r_addon import preferences, query_runner, scan_labels, scan_query
 from ..ov3r_addon.query_client import QueryError
 from ..ov3r_addon.query_scores import DimensionMismatch
-from .common import active_scan, poll_scan
+from .common import ScanPoll, active_scan
 
 
-class OV3R_OT_label_all(bpy.types.Operator):
+class OV3R_OT_label_all(ScanPoll, bpy.types.Operator):
     """Label every segment of the active scan with the closest word of the vocabulary"""
 
     bl_idname = "ov3r.label_all"
@@ -22,9 +22,7 @@ class OV3R_OT_label_all(bpy.types.Operator):
                                description="Comma-separated classes (empty = the scan's, else the preferences')")
     wait: BoolProperty(name="Wait", default=False, options={"HIDDEN", "SKIP_SAVE"})
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return poll_scan(cls, context, ("OBJECT", "EDIT"))
+    poll_modes = ("OBJECT", "EDIT")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         obj = active_scan(context)
@@ -63,16 +61,14 @@ class OV3R_OT_label_all(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class OV3R_OT_vocabulary_reset(bpy.types.Operator):
+class OV3R_OT_vocabulary_reset(ScanPoll, bpy.types.Operator):
     """Fill the scan's vocabulary with the default list of the preferences"""
 
     bl_idname = "ov3r.vocabulary_reset"
     bl_label = "Default Vocabulary"
     bl_options = {"REGISTER", "UNDO"}
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return poll_scan(cls, context, ("OBJECT", "EDIT"))
+    poll_modes = ("OBJECT", "EDIT")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         context.active_object.ov3r_scan.vocabulary = ", ".join(preferences.default_vocabulary(context))

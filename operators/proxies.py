@@ -6,10 +6,10 @@ import bpy
 from bpy.props import EnumProperty, IntProperty
 
 from ..ov3r_addon import proxies
-from .common import active_scan, poll_scan
+from .common import ScanPoll, active_scan
 
 
-class OV3R_OT_make_proxies(bpy.types.Operator):
+class OV3R_OT_make_proxies(ScanPoll, bpy.types.Operator):
     """One oriented box per segment (or per label) of the active scan, named by its label"""
 
     bl_idname = "ov3r.make_proxies"
@@ -21,9 +21,6 @@ class OV3R_OT_make_proxies(bpy.types.Operator):
     min_points: IntProperty(name="Min Points", default=0, min=0, options={"SKIP_SAVE"},
                             description="0 = the sidebar's value")
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return poll_scan(cls, context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         obj = active_scan(context)

@@ -9,7 +9,7 @@ from bpy.props import BoolProperty, FloatProperty, StringProperty
 from ..ov3r_addon import query_runner, scan_query
 from ..ov3r_addon.query_client import QueryError
 from ..ov3r_addon.query_scores import DimensionMismatch
-from .common import active_scan, poll_scan
+from .common import ScanPoll, active_scan, poll_scan
 
 
 def run_query(op: bpy.types.Operator, context: bpy.types.Context, text: str, threshold: float | None,
@@ -54,7 +54,7 @@ def run_query(op: bpy.types.Operator, context: bpy.types.Context, text: str, thr
     return {"FINISHED"}
 
 
-class OV3R_OT_query_select(bpy.types.Operator):
+class OV3R_OT_query_select(ScanPoll, bpy.types.Operator):
     """Score every point of the active scan against a text and select the matching ones"""
 
     bl_idname = "ov3r.query_select"
@@ -68,9 +68,7 @@ class OV3R_OT_query_select(bpy.types.Operator):
     wait: BoolProperty(name="Wait", default=False, options={"HIDDEN", "SKIP_SAVE"},
                        description="Wait for the worker's answer (scripts, background mode)")
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return poll_scan(cls, context, ("OBJECT", "EDIT"))
+    poll_modes = ("OBJECT", "EDIT")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         scan = context.active_object.ov3r_scan
@@ -78,16 +76,14 @@ class OV3R_OT_query_select(bpy.types.Operator):
                          self.wait)
 
 
-class OV3R_OT_query_save(bpy.types.Operator):
+class OV3R_OT_query_save(ScanPoll, bpy.types.Operator):
     """Keep the current query and threshold in the scan's list of saved queries"""
 
     bl_idname = "ov3r.query_save"
     bl_label = "Save Query"
     bl_options = {"REGISTER", "UNDO"}
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return poll_scan(cls, context, ("OBJECT", "EDIT"))
+    poll_modes = ("OBJECT", "EDIT")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         scan = context.active_object.ov3r_scan
