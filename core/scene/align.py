@@ -6,9 +6,8 @@ All transforms are 4x4 similarities ``T = [[s R, t], [0, 1]]`` acting on world p
 kept rigid: the scale moves the camera centres only) and segment boxes.
 
 Floor: the cameras' mean "up" (OpenCV -Y of each camera, in world) is the prior for which
-way is up; RANSAC finds horizontal-ish planes (normal within ``max_tilt_deg`` of that prior)
-one after another and the lowest one with enough support is the floor, refined by least
-squares. Walls: the rotation about Z whose X / Y histograms of the points are the peakiest
+way is up; among normals within ``max_tilt_deg`` of it, the floor's is the one that makes the
+lowest dense layer of points thinnest (:func:`find_floor`), refined by least squares. Walls: the rotation about Z whose X / Y histograms of the points are the peakiest
 (walls are thin lines in a top view); the larger peak is put on the X axis.
 """
 
@@ -33,21 +32,29 @@ __all__ = [
 ]
 
 
+def _turning_up(world_from_camera: np.ndarray) -> np.ndarray | None:
+    """"Up" from a path that turns: a hand-held camera pitches but hardly rolls, so its X axis
+    stays horizontal and "up" is the direction orthogonal to every camera's X axis (within a
+    degree or so). None when the X axes do not span a plane (the camera never turned)."""
+    wfc = np.asarray(world_from_camera, np.float64)
+    up = -wfc[:, :3, 1].mean(0)
+    _, sv, vt = np.linalg.svd(wfc[:, :3, 0], full_matrices=True)
+    if len(sv) < 2 or sv[1] <= 0.3 * sv[0] or np.linalg.norm(up) < 1e-6:
+        return None
+    ortho = vt[2] * np.sign(vt[2] @ up)
+    return ortho if ortho @ up > np.linalg.norm(up) * np.cos(np.radians(45)) else None
+
+
 def up_prior(world_from_camera: np.ndarray | None, points: np.ndarray | None = None) -> np.ndarray:
-    """Unit "up" guess: the cameras' mean -Y axis; without cameras the points' least-variance axis."""
+    """Unit "up" guess: from a turning camera path (:func:`_turning_up`), else the cameras' mean -Y
+    axis (off by the mean pitch), without cameras the points' least-variance axis."""
     if world_from_camera is not None and len(world_from_camera):
-        wfc = np.asarray(world_from_camera, np.float64)
-        up = -wfc[:, :3, 1].mean(0)
+        turning = _turning_up(world_from_camera)
+        if turning is not None:
+            return turning
+        up = -np.asarray(world_from_camera, np.float64)[:, :3, 1].mean(0)
         if np.linalg.norm(up) > 1e-6:
-            up /= np.linalg.norm(up)
-            # A hand-held camera pitches but hardly rolls: its X axis stays horizontal, so when
-            # the path turns, "up" is the direction orthogonal to every camera's X axis.
-            _, sv, vt = np.linalg.svd(wfc[:, :3, 0], full_matrices=True)
-            if len(sv) >= 2 and sv[1] > 0.3 * sv[0]:
-                ortho = vt[2] * np.sign(vt[2] @ up)
-                if ortho @ up > np.cos(np.radians(45)):
-                    return ortho
-            return up
+            return up / np.linalg.norm(up)
     if points is not None and len(points) >= 3:
         p = np.asarray(points, np.float64)
         _, _, vt = np.linalg.svd(p - p.mean(0), full_matrices=False)
@@ -67,55 +74,70 @@ def _fit_plane(p: np.ndarray) -> tuple[np.ndarray, float]:
     return n, float(n @ c)
 
 
-def find_floor(points: np.ndarray, up: np.ndarray, *, max_tilt_deg: float = 30.0, min_support: float = 0.03,
-               planes: int = 8, iterations: int = 1000, seed: int = 0) -> tuple[np.ndarray, float]:
-    """(normal, offset) of the floor: ``normal @ p == offset`` on it, normal pointing up."""
+def _cone(up: np.ndarray, max_deg: float, step_deg: float) -> np.ndarray:
+    """(M,3) unit normals on a grid of tilts (two angles, +/- ``max_deg``) around ``up``."""
+    a = np.cross(up, [1.0, 0.0, 0.0] if abs(up[0]) < 0.9 else [0.0, 1.0, 0.0])
+    a /= np.linalg.norm(a)
+    b = np.cross(up, a)
+    t = np.tan(np.radians(np.arange(-max_deg, max_deg + 1e-9, step_deg)))
+    u, v = np.meshgrid(t, t, indexing="ij")
+    n = up + u.reshape(-1, 1) * a + v.reshape(-1, 1) * b
+    return n / np.linalg.norm(n, axis=1, keepdims=True)
+
+
+def _floor_peaks(p: np.ndarray, normals: np.ndarray, bin_size: float, max_below: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each normal: (points in the densest thin layer with at most ``max_below`` of the points
+    under it, that layer's height). One bincount per chunk of normals."""
+    scores, heights = np.empty(len(normals)), np.empty(len(normals))
+    allowed = max(1, int(max_below * len(p)))
+    for c in range(0, len(normals), 64):
+        n = normals[c:c + 64]
+        h = n @ p.T  # (m,P)
+        lo = h.min(1, keepdims=True)
+        b = ((h - lo) / bin_size).astype(np.int64)
+        nb = int(b.max()) + 2
+        hist = np.bincount((b + np.arange(len(n))[:, None] * nb).ravel(), minlength=len(n) * nb).reshape(len(n), nb)
+        layer = hist[:, :-1] + hist[:, 1:]  # two bins: a layer straddling a bin edge
+        below = np.cumsum(hist, 1)[:, :-1] - hist[:, :-1]
+        layer = np.where(below <= allowed, layer, -1)
+        k = layer.argmax(1)
+        scores[c:c + 64] = layer[np.arange(len(n)), k]
+        heights[c:c + 64] = lo[:, 0] + (k + 1) * bin_size
+    return scores, heights
+
+
+def find_floor(points: np.ndarray, up: np.ndarray, *, max_tilt_deg: float = 30.0, max_below: float = 0.02,
+               seed: int = 0) -> tuple[np.ndarray, float]:
+    """(normal, offset) of the floor: ``normal @ p == offset`` on it, normal pointing up.
+
+    The floor is the densest thin layer of points with (almost) nothing under it. For every
+    candidate normal within ``max_tilt_deg`` of ``up`` the points' heights are histogrammed and
+    the densest layer with at most ``max_below`` of the cloud under it is scored; only the true
+    floor normal makes the floor one thin layer (coarse grid, then fine grid), then least squares
+    on that layer. Unlike RANSAC on random triples this finds a floor that is only a few percent
+    of a furnished room's cloud, and furniture tops (with the floor under them) never qualify.
+    """
     rng = np.random.default_rng(seed)
-    p = _subsample(points, 60_000, rng)
-    if len(p) < 3:
+    p = _subsample(points, 40_000, rng)
+    if len(p) < 10:
         raise ValueError("too few points to find a floor")
     up = np.asarray(up, np.float64) / np.linalg.norm(up)
     extent = float(np.linalg.norm(np.percentile(p, 98, 0) - np.percentile(p, 2, 0))) or 1.0
-    tol = 0.008 * extent
-    cos_tilt = np.cos(np.radians(max_tilt_deg))
-    remaining = np.ones(len(p), bool)
-    found: list[tuple[np.ndarray, float, int]] = []
-    for _ in range(planes):
-        idx = np.flatnonzero(remaining)
-        if len(idx) < 3:
-            break
-        q = p[idx]
-        tri = q[rng.integers(0, len(q), (iterations, 3))]
-        n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-        norm = np.linalg.norm(n, axis=1)
-        ok = norm > 1e-12
-        n[ok] /= norm[ok, None]
-        n *= np.sign(n @ up)[:, None]
-        ok &= n @ up >= cos_tilt
-        if not ok.any():
-            break
-        n, d = n[ok], np.einsum("ij,ij->i", n[ok], tri[ok, 0])
-        # Score on a sample for speed, then take the best hypothesis.
-        sample = q[rng.integers(0, len(q), min(len(q), 5000))]
-        support = (np.abs(sample @ n.T - d) < tol).sum(0)
-        best = int(np.argmax(support))
-        inl = np.abs(q @ n[best] - d[best]) < tol
-        if inl.sum() < min_support * len(p):
-            break
-        for _refine in range(2):  # least squares on the inliers, re-collect inliers
-            nn, dd = _fit_plane(q[inl])
-            if nn @ up < 0:
-                nn, dd = -nn, -dd
-            inl = np.abs(q @ nn - dd) < tol
-        found.append((nn, dd, int(inl.sum())))
-        remaining[idx[inl]] = False
-    if not found:
-        raise ValueError("no horizontal plane found (is the cloud a room?)")
-    # The floor has (almost) nothing below it: a tilted or higher plane has many points below.
-    below = [float((p @ f[0] < f[1] - 2 * tol).mean()) for f in found]
-    lowest = min(below)
-    ok = [f for f, b in zip(found, below) if b <= lowest + 0.01]
-    nn, dd, _ = max(ok, key=lambda f: f[2])
+    bin_size = 0.003 * extent
+    n = up
+    for span, step in ((max_tilt_deg, max(1.0, max_tilt_deg / 15)), (2.0, 0.25), (0.3, 0.05)):
+        normals = _cone(n, span, step)
+        scores, heights = _floor_peaks(p, normals, bin_size, max_below)
+        best = int(np.argmax(scores))
+        n, h0 = normals[best], float(heights[best])
+    if scores[best] < 0.005 * len(p):
+        raise ValueError("no floor found (is the cloud a room?)")
+    inl = np.abs(p @ n - h0) < 1.5 * bin_size
+    nn, dd = _fit_plane(p[inl])
+    if nn @ n < 0:
+        nn, dd = -nn, -dd
+    if np.degrees(np.arccos(min(1.0, float(nn @ n)))) > 1.0:  # a least-squares fit pulled by clutter: keep the scan
+        return n, float(np.median(p[inl] @ n))
     return nn, dd
 
 
@@ -174,8 +196,10 @@ def alignment_transform(points: np.ndarray, world_from_camera: np.ndarray | None
     """4x4 rigid transform: floor normal -> +Z, floor at Z=0, dominant wall along X, the room's
     footprint centred on the origin."""
     pts = np.asarray(points, np.float64)
-    n, d = find_floor(pts, up_prior(world_from_camera, pts), seed=seed)
-    n, d = find_floor(pts, n, max_tilt_deg=8.0, seed=seed + 1)  # again, around the first estimate
+    # A turning path gives "up" within a degree or so: search near it, where a weak floor (a few
+    # percent of a furnished room's cloud) cannot lose to a tilted layer of clutter.
+    turning = world_from_camera is not None and len(world_from_camera) and _turning_up(world_from_camera) is not None
+    n, d = find_floor(pts, up_prior(world_from_camera, pts), max_tilt_deg=10.0 if turning else 30.0, seed=seed)
     r1 = _rotation_to_z(n)
     q = pts @ r1.T
     q[:, 2] -= d
