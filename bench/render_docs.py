@@ -1,15 +1,19 @@
 """Pictures for docs/: a labelled room scan coloured by label, by a query's score, and its
 blocking proxies, rendered headless in the bpy module.
 
-    nice .venv/bin/python bench/render_docs.py [--out docs/img] [--stand-in]
+    nice .venv/bin/python bench/render_docs.py [--out docs/img] [--scan SCAN.ov3r.npz | --gt] [--stand-in]
 
-The scan is a rendered benchmark room's ground truth (``bench/gt_scene.py``: GT cloud,
-cameras, one segment per GT instance whose descriptor is the text embedding of its class),
-moved by an arbitrary similarity like a reconstruction, then run through the add-on's own
-operators: import with Align to Floor, Label All (the real offline text encoder in the
-query worker, or ``--stand-in`` for the hash stand-in), Select "sofa", Blocking Proxies.
+By default the scan is a real reconstruction: ``tests/assets/scan_living.ov3r.npz`` (the
+`sfm` engine + the shipped compact encoder on the rendered test room ``test_living``, made by
+``bench/make_scan_fixture.py``); its ``_gt.npz`` gives one true distance for the scale. With
+``--gt`` it is the room's ground truth instead (``bench/gt_scene.py``: GT cloud, cameras, one
+segment per GT instance whose descriptor is the text embedding of its class, i.e. a perfect
+encoder), moved by an arbitrary similarity like a reconstruction. Either way it goes through
+the add-on's own operators: import with Align to Floor, Set Real Scale, Label All (the real
+offline text encoder in the query worker, or ``--stand-in``), Select "sofa", Blocking Proxies.
 Points render with Cycles (their material shows the display colour), proxies with
-Workbench (object colour = label colour).
+Workbench (object colour = label colour). Files: ``scan_labels.png``, ``scan_query_sofa.png``,
+``proxies.png`` (``gt_`` prefixed with ``--gt``).
 """
 
 from __future__ import annotations
@@ -80,6 +84,8 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=str(ROOT / "docs" / "img"))
     p.add_argument("--stand-in", action="store_true", help="hash stand-in encoder instead of all-MiniLM-L6-v2")
+    p.add_argument("--scan", default=str(ROOT / "tests" / "assets" / "scan_living.ov3r.npz"))
+    p.add_argument("--gt", action="store_true", help="the room's ground truth as the scan (a perfect encoder)")
     a = p.parse_args()
     import bpy
 
@@ -87,7 +93,7 @@ def main() -> int:
     from gt_scene import gt_semantic_scene
     from ov3r.core.bench.suite import cached_scene, test_suite
     from ov3r.core.query_worker import HashEncoder
-    from ov3r.core.scene import save_scene
+    from ov3r.core.scene import load_scene, save_scene
     from ov3r.core.scene.align import transform_scene
     from ov3r.core.semantics.text_encoder import TextEncoder
     from ov3r.ov3r_addon import isolate, point_attrs, point_display, query_client, scan_labels
@@ -95,12 +101,17 @@ def main() -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     encoder = HashEncoder() if a.stand_in else TextEncoder()
-    scene = gt_semantic_scene(cached_scene(test_suite(frames=4)[0]), encoder=encoder)
-    labels_present = sorted(set(scene.metadata["bench"]["gt_labels"]))
-    t = np.eye(4)
-    ang = math.radians(33)
-    t[:3, :3] = 0.6 * np.array([[math.cos(ang), 0, math.sin(ang)], [0, 1, 0], [-math.sin(ang), 0, math.cos(ang)]])
-    path = save_scene(transform_scene(scene, t), Path(tempfile.mkdtemp()) / "living room.ov3r.npz")
+    prefix = "gt_" if a.gt else ""
+    if a.gt:
+        scene = gt_semantic_scene(cached_scene(test_suite(frames=4)[0]), encoder=encoder)
+        vocab = sorted(set(scene.metadata["bench"]["gt_labels"]))
+        t = np.eye(4)
+        ang = math.radians(33)
+        t[:3, :3] = 0.6 * np.array([[math.cos(ang), 0, math.sin(ang)], [0, 1, 0], [-math.sin(ang), 0, math.cos(ang)]])
+        path = save_scene(transform_scene(scene, t), Path(tempfile.mkdtemp()) / "living room.ov3r.npz")
+    else:
+        path = Path(a.scan)
+        vocab = None  # the preferences' default vocabulary, as an artist would start
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     ov3r.register()
@@ -109,13 +120,27 @@ def main() -> int:
     bpy.ops.ov3r.import_scene(filepath=str(path), align=True)
     obj = bpy.context.view_layer.objects.active
     pos = point_attrs.read(obj.data, "position")
-    # Real size from one known distance: the room is 2.6 m high (floor to ceiling).
-    h = float(np.percentile(pos[:, 2], 99.8) - np.percentile(pos[:, 2], 0.2))
-    bpy.context.scene.cursor.location = (0, 0, 0)
-    bpy.ops.ov3r.scale_point_a()
-    bpy.context.scene.cursor.location = (0, 0, h)
-    bpy.ops.ov3r.set_scale(source="CURSOR", distance=2.6)
-    obj.ov3r_scan.vocabulary = ", ".join(labels_present)
+    gt_file = path.with_name(path.name.replace(".ov3r.npz", "_gt.npz"))
+    if not a.gt and gt_file.is_file():
+        # Real size from one known distance: two far-apart points and their true distance.
+        with np.load(gt_file) as z:
+            g_from_s = z["gt_from_scan"]
+        raw = load_scene(path).points.astype(np.float64)
+        g = raw @ g_from_s[:3, :3].T + g_from_s[:3, 3]
+        i, j = int(np.argmin(g[:, 0] + g[:, 1])), int(np.argmax(g[:, 0] + g[:, 1]))
+        bpy.context.scene.cursor.location = pos[i].tolist()
+        bpy.ops.ov3r.scale_point_a()
+        bpy.context.scene.cursor.location = pos[j].tolist()
+        bpy.ops.ov3r.set_scale(source="CURSOR", distance=float(np.linalg.norm(g[i] - g[j])))
+    else:
+        # Real size from one known distance: the room is 2.6 m high (floor to ceiling).
+        h = float(np.percentile(pos[:, 2], 99.8) - np.percentile(pos[:, 2], 0.2))
+        bpy.context.scene.cursor.location = (0, 0, 0)
+        bpy.ops.ov3r.scale_point_a()
+        bpy.context.scene.cursor.location = (0, 0, h)
+        bpy.ops.ov3r.set_scale(source="CURSOR", distance=2.6)
+    if vocab:
+        obj.ov3r_scan.vocabulary = ", ".join(vocab)
     bpy.ops.ov3r.label_all(wait=True)
     # A view copy without ceiling points (else the picture shows the ceiling).
     ids = point_attrs.read(obj.data, scan_labels.LABEL_ATTR)
@@ -128,11 +153,11 @@ def main() -> int:
     lo, hi = np.percentile(pos, 1, 0), np.percentile(pos, 99, 0)
     _camera(bpy, lo, hi)
     point_display.set_display(view, "LABEL")
-    _render(bpy, out / "scan_labels.png", "CYCLES")
+    _render(bpy, out / f"{prefix}scan_labels.png", "CYCLES")
 
     bpy.context.view_layer.objects.active = view
-    bpy.ops.ov3r.query_select(text="sofa", threshold=0.8 if not a.stand_in else 0.95, wait=True)
-    _render(bpy, out / "scan_query_sofa.png", "CYCLES")
+    bpy.ops.ov3r.query_select(text="sofa", threshold=(0.8 if a.gt else 0.0) if not a.stand_in else 0.95, wait=True)
+    _render(bpy, out / f"{prefix}scan_query_sofa.png", "CYCLES")
 
     bpy.context.view_layer.objects.active = obj
     bpy.ops.ov3r.make_proxies(mode="SEGMENT", min_points=20)
@@ -141,7 +166,7 @@ def main() -> int:
         if p_obj["ov3r_proxy"]["label"] in ("ceiling", "wall"):
             p_obj.hide_render = True
     view.hide_render = True
-    _render(bpy, out / "proxies.png", "BLENDER_WORKBENCH")
+    _render(bpy, out / f"{prefix}proxies.png", "BLENDER_WORKBENCH")
     query_client.shutdown()
     return 0
 

@@ -3,8 +3,11 @@
 ``--scenes`` takes rendered scene folders, folders of them, scene config JSON files, or
 ``suite`` (the standard test suite); configs are rendered once and cached by hash
 (:func:`core.bench.suite.cached_scene`). ``--engine`` is any geometry engine of
-``core.geometry`` (``sfm``, ...) or ``gt`` (an oracle returning a subsample of the GT
-cloud and GT cameras: checks the bench itself, scores ~perfect).
+``core.geometry`` (``sfm``, ...), ``gt`` (an oracle returning a subsample of the GT
+cloud and GT cameras: checks the bench itself, scores ~perfect) or ``gt-geometry``
+(GT cloud and cameras with the real semantics stage on the video's frames: the
+semantic numbers "with GT geometry"). ``--semantics`` picks the image encoder
+(``compact``, the default, ``openclip`` or ``none``).
 
 Protocol (DESIGN.md): Sim(3) Umeyama on keyframe camera centres, then ICP on the
 points; Acc / Comp (cm), F-score at 1 / 2 / 5 cm, ATE RMSE (cm). When the result has
@@ -49,9 +52,33 @@ def resolve_scenes(items: Sequence[str]) -> List[Path]:
     return out
 
 
-def _run_engine(engine: str, scene: Dict):
+def _closed_set_labels(res) -> Optional[np.ndarray]:
+    """(N,) class ids of the taxonomy for a SemanticScene with segments (closed vocabulary, as
+    OVO / OpenNeRF: every segment takes its best class), or None without segments."""
+    from ..semantics.query import label_scene
+    from .taxonomy import CLASSES
+
+    if not len(res.segments):
+        return None
+    label_scene(res, CLASSES[1:], threshold=-1.0)
+    lut = np.array([CLASSES.index(lbl) if lbl in CLASSES else 0 for lbl in res.segments.label] + [0])
+    return lut[np.where(res.segment_id >= 0, res.segment_id, len(res.segments))]
+
+
+def _run_engine(engine: str, scene: Dict, semantics: Optional[str] = "compact"):
     """-> (points (N,3), labels (N,) class ids or None, keyframe world_from_camera, frame indices, seconds)."""
     t0 = time.perf_counter()
+    if engine == "gt-geometry":
+        from ..jobs import JobContext
+        from ..semantics.eval_scene import gt_scene
+        from ..semantics.stage import SemanticsSettings, run_semantics
+
+        res, images, _, _ = gt_scene(scene["root"], frames=30, points=200_000)
+        if semantics:
+            run_semantics(res, images, JobContext(), SemanticsSettings.from_env(semantics))
+        return (np.asarray(res.points, np.float64), _closed_set_labels(res) if semantics else None,
+                np.asarray(res.cameras.world_from_camera, np.float64), np.asarray(res.cameras.frame_index),
+                time.perf_counter() - t0)
     if engine == "gt":
         gt = scene["gt_cloud"]
         rng = np.random.default_rng(0)
@@ -61,26 +88,16 @@ def _run_engine(engine: str, scene: Dict):
         return gt["points"][idx], gt["semantic"][idx].astype(np.int64), Wc[fi], fi, time.perf_counter() - t0
     from ..jobs import JobContext
     from ..pipeline import ReconstructSettings, reconstruct_video
-    from .taxonomy import CLASSES
 
     K = scene["cameras"]["intrinsics"]
-    settings = ReconstructSettings(engine=engine, intrinsics=(K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+    settings = ReconstructSettings(engine=engine, intrinsics=(K[0, 0], K[1, 1], K[0, 2], K[1, 2]),
+                                   semantics=semantics or None)
     res = reconstruct_video(scene["video"], JobContext(), settings)
-    if len(res.segments):
-        from ..semantics.query import label_scene
-
-        # Closed-set evaluation over the taxonomy (as OVO / OpenNeRF): every segment takes its best class.
-        label_scene(res, CLASSES[1:], threshold=-1.0)
-    labels = None
-    seg_labels = list(getattr(res.segments, "label", []) or [])
-    if seg_labels and any(lbl in CLASSES for lbl in seg_labels):
-        lut = np.array([CLASSES.index(lbl) if lbl in CLASSES else 0 for lbl in seg_labels] + [0])
-        labels = lut[np.where(res.segment_id >= 0, res.segment_id, len(seg_labels))]
-    return (np.asarray(res.points, np.float64), labels, np.asarray(res.cameras.world_from_camera, np.float64),
-            np.asarray(res.cameras.frame_index), time.perf_counter() - t0)
+    return (np.asarray(res.points, np.float64), _closed_set_labels(res), np.asarray(res.cameras.world_from_camera,
+            np.float64), np.asarray(res.cameras.frame_index), time.perf_counter() - t0)
 
 
-def evaluate_scene(engine: str, path: Path) -> Dict:
+def evaluate_scene(engine: str, path: Path, semantics: Optional[str] = "compact") -> Dict:
     from . import metrics as M
     from .semantic_metrics import confusion_matrix, transfer_labels
     from .taxonomy import CLASSES
@@ -88,7 +105,7 @@ def evaluate_scene(engine: str, path: Path) -> Dict:
     scene = load_scene(path)
     gt_pts = scene["gt_cloud"]["points"].astype(np.float64)
     gt_W = scene["cameras"]["world_from_camera"]
-    pts, labels, Wc, fi, secs = _run_engine(engine, scene)
+    pts, labels, Wc, fi, secs = _run_engine(engine, scene, semantics)
     n_frames = len(gt_W)
     row: Dict = {"scene": scene["info"]["config"]["name"], "hash": scene["info"]["hash"][:12], "engine": engine,
                  "frames": n_frames, "seconds": secs, "fps": n_frames / max(secs, 1e-9), "points": int(len(pts))}
@@ -125,9 +142,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="ov3r bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--scenes", nargs="+", default=["suite"], help="scene folders, config JSONs, or 'suite'")
     p.add_argument("--engine", default="sfm", help="geometry engine name, or 'gt' (oracle)")
+    p.add_argument("--semantics", default="compact", choices=["compact", "openclip", "none"],
+                   help="image encoder of the semantics stage (none: geometry only)")
     p.add_argument("--json", type=Path, help="also write the results here")
     a = p.parse_args(argv)
-    rows = [evaluate_scene(a.engine, s) for s in resolve_scenes(a.scenes)]
+    sem_kind = None if a.semantics == "none" else a.semantics
+    rows = [evaluate_scene(a.engine, s, sem_kind) for s in resolve_scenes(a.scenes)]
     cols = ["scene", "engine", "frames", "fps", "points", "ate_cm", "acc_cm", "comp_cm", "f@1cm", "f@2cm", "f@5cm"]
     print(_markdown(rows, cols))
     out: Dict = {"scenes": [{k: v for k, v in r.items() if k != "_conf"} for r in rows]}
