@@ -116,20 +116,24 @@ def plane_sweep(
     best_k: int = 2,
     min_texture_std: float = 0.01,
     device: str | torch.device = "cpu",
+    src_K: list[np.ndarray] | None = None,
 ) -> SweepResult:
     """Depth and confidence of the reference view.
 
-    ref_image: (H,W,3) uint8; src_images: S x (H,W,3) uint8 (same K, same size).
-    K: (3,3); *_world_from_cam: (4,4) OpenCV; depth_range: (near, far) > 0.
+    ref_image: (H,W,3) uint8; src_images: S x (H,W,3) uint8 (same K unless ``src_K``).
+    K: (3,3) of the reference (and of the sources when ``src_K`` is None; a rectified stereo
+    pair's right camera has its own principal point); *_world_from_cam: (4,4) OpenCV;
+    depth_range: (near, far) > 0.
     """
     h, w = ref_image.shape[:2]
     depths = inverse_depth_samples(depth_range[0], depth_range[1], num_depths)
     ref = to_gray(ref_image).to(device)
     costs = []
     with torch.no_grad():
-        for img, wfc in zip(src_images, src_world_from_cam):
+        for s, (img, wfc) in enumerate(zip(src_images, src_world_from_cam)):
             src_from_ref = np.linalg.inv(wfc) @ ref_world_from_cam
-            warped, ok = warp_to_planes(to_gray(img).to(device), K, K, src_from_ref, depths, h, w)
+            Ks = K if src_K is None else src_K[s]
+            warped, ok = warp_to_planes(to_gray(img).to(device), K, Ks, src_from_ref, depths, h, w)
             costs.append(zncc_cost(ref, warped, ok, radius))
             del warped
         cost = torch.stack(costs, 0)  # (S,D,H,W)
