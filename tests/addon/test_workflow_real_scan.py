@@ -203,6 +203,16 @@ def test_exports_reimport_with_attributes(scan_files, tmp_path):
     for i, lab in enumerate(doc["labels"]):
         part = tmp_path / f"scan exporté_{lab['name']}.ply"
         assert (len(read_ply_vertices(part)) == counts[i]) if counts[i] else not part.exists()
+    # One object per label: every labelled point in exactly one of them, with its attributes.
+    before = {o.name for o in bpy.data.objects}
+    assert bpy.ops.ov3r.split_labels() == {"FINISHED"}
+    parts = [o for o in bpy.data.objects if o.name not in before and "ov3r_label" in o]
+    assert sorted(o["ov3r_label"] for o in parts) == sorted(lab["name"] for i, lab in enumerate(doc["labels"])
+                                                             if counts[i])
+    for o in parts:
+        ids = point_attrs.read(o.data, "label_id")
+        assert len(ids) == counts[ids[0]] and (ids == ids[0]).all()
+    bpy.context.view_layer.objects.active = obj
     glb = tmp_path / "scan exporté.glb"
     assert bpy.ops.ov3r.export_gltf(filepath=str(glb), format="GLB") == {"FINISHED"}
     before = {o.name for o in bpy.data.objects}
