@@ -36,7 +36,7 @@ from ..bench.taxonomy import CLASSES, STRUCTURE_CLASSES
 from ..models.compact.encoder import save_weights
 from ..models.compact.net import CompactConfig, CompactImageNet, SigmoidLoss
 from ..semantics.text_encoder import TextEncoder
-from .compact_aug import augment, background_bank
+from .compact_aug import augment, augment_context, background_bank
 from .compact_data import CompactData, DataConfig, build_dataset, load_dataset
 
 __all__ = ["TEMPLATES", "NAME_TEMPLATES", "object_classes", "main", "train"]
@@ -101,9 +101,22 @@ def _targets(batch_obj: np.ndarray, objects: List[Dict], classes: List[str], nam
     return names, tgt, wts
 
 
-def train(args: argparse.Namespace, data: Optional[CompactData] = None) -> Path:
+def training_rooms(n: int) -> List[Path]:
+    """The rendered training rooms the in-scene crops come from: the same rooms as CLIP3R's
+    training data (``core.train.clip3r_data``: 224x168, 40 frames at 4 fps, 8 samples), cached."""
+    from ..bench.suite import cached_scene, training_configs
+
+    return [cached_scene(c) for c in training_configs(n, 0, width=224, height=168, frames=40, fps=4.0, samples=8,
+                                                       gt_points=20_000)]
+
+
+def train(args: argparse.Namespace, data: Optional[CompactData] = None, scene=None) -> Path:
     """Run the recipe of ``args`` (see :func:`build_parser`); ``data`` overrides the rendered
-    training split (tests). Returns the written safetensors path."""
+    training split, ``scene`` the in-scene crops (tests). Returns the written safetensors path.
+
+    With ``--scene-rooms N`` (or ``scene``), ``--scene-frac`` of every batch are in-scene crops
+    of rendered training rooms (:mod:`core.train.compact_scene_data`), and the class texts
+    include the structure classes (wall, floor, ceiling, door, window)."""
     torch.set_num_threads(args.threads)
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -125,10 +138,24 @@ def train(args: argparse.Namespace, data: Optional[CompactData] = None) -> Path:
     assert not (libs & set(TEST_LIBRARIES)), f"training data holds test libraries {libs & set(TEST_LIBRARIES)}"
     log("data", views=int(len(data.rgba)), objects=int(len(np.unique(data.obj))), libraries=sorted(libs))
 
+    if scene is None and getattr(args, "scene_rooms", 0):
+        from .compact_scene_data import build_scene_crops
+
+        scene = build_scene_crops(training_rooms(args.scene_rooms), log=log)
+    objects = list(data.objects)
+    scene_sampler = None
+    if scene is not None and len(scene.obj):
+        assert not ({o["library"] for o in scene.objects} & set(TEST_LIBRARIES)), "scene crops hold a test library"
+        offset = len(objects)
+        objects += scene.objects
+        scene_obj = scene.obj.astype(np.int64) + offset
+        scene_sampler = _Sampler(scene_obj, objects, args.alpha, 0.0, args.seed + 7)
+        log("scene crops", crops=int(len(scene.obj)), instances=len(scene.objects))
+
     te = TextEncoder()
-    classes = object_classes()
+    classes = object_classes() + (list(STRUCTURE_CLASSES) if scene_sampler is not None else [])
     class_emb = torch.from_numpy(te.encode_prompts(classes, TEMPLATES))
-    name_key = [o["name"].strip().lower() for o in data.objects]
+    name_key = [o["name"].strip().lower() for o in objects]
     uniq = sorted(set(name_key))
     name_emb_np = te.encode_prompts(uniq, NAME_TEMPLATES)
     name_emb = {n: torch.from_numpy(name_emb_np[i]) for i, n in enumerate(uniq)}
@@ -194,12 +221,18 @@ def train(args: argparse.Namespace, data: Optional[CompactData] = None) -> Path:
         for _ in bar:
             if budget and t_spent + time.time() - t0 >= budget:
                 break
-            idx = sampler.draw(args.batch)
+            n_scene = int(round(args.batch * args.scene_frac)) if scene_sampler is not None else 0
+            idx = sampler.draw(args.batch - n_scene)
             torch.set_num_threads(1)  # tiny per-sample ops: threads only add overhead
-            x = torch.stack([augment(data.rgba[i], rng, cfg.size, pool, bank) for i in idx])
-            torch.set_num_threads(args.threads)
+            xs = [augment(data.rgba[i], rng, cfg.size, pool, bank) for i in idx]
             bobj = data.obj[idx]
-            names, tgt, wts = _targets(bobj, data.objects, classes, name_key)
+            if n_scene:
+                sidx = scene_sampler.draw(n_scene)
+                xs += [augment_context(scene.rgb[i], scene.mask[i], rng, cfg.size) for i in sidx]
+                bobj = np.concatenate([bobj, scene_obj[sidx]])
+            x = torch.stack(xs)
+            torch.set_num_threads(args.threads)
+            names, tgt, wts = _targets(bobj, objects, classes, name_key)
             txt = torch.cat([class_emb, torch.stack([name_emb[n] for n in names])])
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, t_spent + time.time() - t0)
@@ -265,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=max(1, min(os.cpu_count() or 1, 8)))
     ap.add_argument("--backgrounds", type=int, default=384, help="random backgrounds drawn per epoch")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--scene-rooms", type=int, default=0,
+                    help="in-scene crops from this many rendered training rooms (0 = object views only)")
+    ap.add_argument("--scene-frac", type=float, default=0.4, help="fraction of each batch from the in-scene crops")
     return ap
 
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from ..models.compact.preprocess import to_input
 
-__all__ = ["random_background", "background_bank", "augment", "eval_crop"]
+__all__ = ["random_background", "background_bank", "augment", "augment_context", "eval_crop"]
 
 
 def _lowfreq(rng: np.random.Generator, R: int, cells: int) -> np.ndarray:
@@ -129,7 +129,23 @@ def augment(rgba: np.ndarray, rng: np.random.Generator, size: int, pool: np.ndar
             vis = new_vis
     m = vis > 0.5
     y0, y1, x0, x1 = _crop_box(m, rng, 0.3)
-    crop, mc = img[y0:y1, x0:x1], m[y0:y1, x0:x1]
+    return _finish(img[y0:y1, x0:x1], m[y0:y1, x0:x1], rng, size)
+
+
+def augment_context(rgb: np.ndarray, mask: np.ndarray, rng: np.random.Generator, size: int) -> torch.Tensor:
+    """One training input ``(4, size, size)`` from an in-scene crop (:mod:`core.train.compact_scene_data`):
+    ``rgb (R,R,3) uint8`` with its real surroundings kept, ``mask (R,R) bool`` the instance (or a
+    piece of it). Same crop / colour / mask-mode / resolution augmentations as :func:`augment`."""
+    img = rgb.astype(np.float32) / 255.0
+    m = np.asarray(mask, bool)
+    if not m.any():
+        m = np.ones_like(m)
+    y0, y1, x0, x1 = _crop_box(m, rng, 0.3)
+    return _finish(img[y0:y1, x0:x1], m[y0:y1, x0:x1], rng, size)
+
+
+def _finish(crop: np.ndarray, mc: np.ndarray, rng: np.random.Generator, size: int) -> torch.Tensor:
+    """Colour jitter, mask mode (none / mask channel / masked), noise, low resolution, flip."""
     crop = _jitter(crop, rng)
     u = rng.uniform()
     mode = "none" if u < 0.3 else ("mask" if u < 0.8 else "masked")

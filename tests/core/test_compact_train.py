@@ -56,3 +56,34 @@ def test_train_resume_and_export(tmp_path):
     enc = ImageEncoder.from_pretrained(out, device="cpu")
     e = enc.encode(data.rgba[:2, :, :, :3], data.rgba[:2, :, :, 3] > 0)
     assert e.shape == (2, 384)
+
+
+def _fake_scene_crops(R=48):
+    from core.train.compact_scene_data import SceneCrops
+
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 255, (6, R, R, 3)).astype(np.uint8)
+    mask = np.zeros((6, R, R), bool)
+    mask[:, 10:30, 12:40] = True
+    objects = [{"id": "scene:r/1", "name": "wall", "category": "wall", "library": "structure", "class": "wall"},
+               {"id": "scene:r/5", "name": "oak chair", "category": "chair", "library": "Fake", "class": "chair"}]
+    return SceneCrops(rgb, mask, np.array([0, 0, 0, 1, 1, 1], np.int32), objects)
+
+
+def test_train_with_scene_crops_learns_structure_classes(tmp_path):
+    """Half of each batch from in-scene crops; the class texts gain wall / floor / ceiling / door / window."""
+    args = build_parser().parse_args(["--out", str(tmp_path / "w"), "--work-dir", str(tmp_path / "run"), "--epochs",
+                                      "1", "--steps", "2", "--batch", "8", "--size", "32", "--threads", "1",
+                                      "--backgrounds", "4", "--scene-frac", "0.5"])
+    train(args, data=_fake_data(), scene=_fake_scene_crops())
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert any(r["msg"] == "scene crops" and r["crops"] == 6 and r["instances"] == 2 for r in log)
+    assert any(r["msg"] == "epoch 1/1" and r["step"] == 2 for r in log)
+
+
+def test_augment_context_keeps_the_surroundings():
+    from core.train.compact_aug import augment_context
+
+    crops = _fake_scene_crops()
+    x = augment_context(crops.rgb[0], crops.mask[0], np.random.default_rng(0), 32)
+    assert x.shape == (4, 32, 32) and np.isfinite(x.numpy()).all()
