@@ -141,11 +141,13 @@ def main() -> int:
         bpy.ops.ov3r.set_scale(source="CURSOR", distance=2.6)
     if vocab:
         obj.ov3r_scan.vocabulary = ", ".join(vocab)
+    else:
+        obj.ov3r_scan.label_threshold = -1.0  # closed vocabulary, as the benchmark: every segment its best label
     bpy.ops.ov3r.label_all(wait=True)
-    # A view copy without ceiling points (else the picture shows the ceiling).
-    ids = point_attrs.read(obj.data, scan_labels.LABEL_ATTR)
-    names = scan_labels.label_names(obj)
-    keep = ~np.isin(ids, [names.index(w) for w in ("ceiling",) if w in names])
+    # A view copy without the ceiling (else the picture shows the ceiling): the floor is at Z=0
+    # after Align to Floor, so cut by height rather than trust the labels.
+    z = point_attrs.read(obj.data, "position")[:, 2]
+    keep = z < 0.8 * float(np.percentile(z, 99.5))
     view = isolate.subset_object(obj, keep, "docs view")
     obj.hide_render = True
     point_display.set_point_size(view, 0.035)
@@ -163,7 +165,9 @@ def main() -> int:
     bpy.ops.ov3r.make_proxies(mode="SEGMENT", min_points=20)
     coll = bpy.data.collections[f"Ov3R proxies {obj.name}"]
     for p_obj in coll.objects:
-        if p_obj["ov3r_proxy"]["label"] in ("ceiling", "wall"):
+        d = sorted(p_obj.dimensions)
+        # Blocking is about furniture: hide room-sized boxes (walls, floor, ceiling pieces).
+        if p_obj["ov3r_proxy"]["label"] in ("ceiling", "wall", "floor") or d[2] > 2.5 or d[1] * d[2] > 6.0:
             p_obj.hide_render = True
     view.hide_render = True
     _render(bpy, out / f"{prefix}proxies.png", "BLENDER_WORKBENCH")
