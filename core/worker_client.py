@@ -40,6 +40,8 @@ def worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+_NOTHING = object()  # "no item": None is the end-of-stream marker
+
 class WorkerProcess:
     """A running worker. ``poll()`` never blocks; ``events()`` blocks until the end."""
 
@@ -86,15 +88,19 @@ class WorkerProcess:
         self.proc.wait()
         self._queue.put(None)
 
-    def poll(self) -> list[Event]:
-        """Events that arrived since the last call. After the process ended and its last
-        event was returned, a synthetic ``error`` is added if it died without a verdict."""
+    def poll(self, first=_NOTHING) -> list[Event]:
+        """Events that arrived since the last call, in the worker's order. After the process
+        ended and its last event was returned, a synthetic ``error`` is added if it died
+        without a verdict. ``first``: an item already taken from the queue (by events())."""
         out: list[Event] = []
         while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
+            if first is not _NOTHING:
+                item, first = first, _NOTHING
+            else:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
             if item is None:
                 self._finish(out)
                 break
@@ -125,8 +131,9 @@ class WorkerProcess:
                 item = self._queue.get(timeout=timeout)
             except queue.Empty:
                 continue
-            self._queue.put(item)  # let poll() do the bookkeeping in one place
-            yield from self.poll()
+            # poll() does the bookkeeping; the item goes first (putting it back would queue it
+            # behind events that arrived meanwhile and scramble their order).
+            yield from self.poll(first=item)
 
     def stderr_tail(self, n: int = 800) -> str:
         try:

@@ -63,3 +63,18 @@ def test_cancel_kills_the_process_group(tmp_path):
     assert w.proc.returncode is not None and w.proc.returncode < 0
     assert events and events[-1].type == "error" and events[-1].data.get("cancelled")
     assert not (tmp_path / "o.ov3r.npz").exists()
+
+
+def test_events_keep_the_workers_order_when_they_arrive_together():
+    """200 events written at once (they queue up before the reader is polled) come out in order."""
+    import sys
+
+    script = ("import sys\n"
+              f"lines = [{encode('progress', stage='s', done=0, total=1)!r}.replace('\"done\": 0', '\"done\": %d' % i)"
+              " for i in range(200)]\n"
+              f"sys.stdout.write('\\n'.join(lines) + '\\n' + {encode('error', message='end')!r} + '\\n')\n")
+    w = WorkerProcess([], command=[sys.executable, "-c", script])
+    time.sleep(0.5)  # let everything queue up
+    events = list(w.events())
+    assert [e.type for e in events] == ["progress"] * 200 + ["error"]
+    assert [e.done for e in events[:-1]] == list(range(200))
