@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     _text_options(lb)
     lb.set_defaults(func=cmd_label)
     sub.add_parser("bench", help="run an engine on benchmark scenes (ov3r bench --help)")
-    sub.add_parser("train", help="train a model: `ov3r train compact --help`")
+    sub.add_parser("train", help="train a model: `ov3r train compact --help`, `ov3r train ovs --help`")
     return p
 
 
@@ -245,6 +245,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .train.compact import main as train_main
 
         return int(train_main(argv[2:]) or 0)
+    if argv[:2] == ["train", "ovs"]:  # its own parser (core.train.ovs)
+        from .train.ovs import main as train_ovs_main
+
+        return int(train_ovs_main(argv[2:]) or 0)
+    if argv[:2] == ["train", "clip3r"]:  # its own parser (core.train.clip3r)
+        from .train.clip3r import main as train_clip3r_main
+
+        return int(train_clip3r_main(argv[2:]) or 0)
     if argv[:1] == ["bench"]:  # its own parser (core.bench.run), all options passed through
         from .bench.run import main as bench_main
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from .engine import GeometryEngine, Keyframe, Reconstruction
 
-ENGINES = ("sfm",)
+ENGINES = ("sfm", "clip3r")
 
 
 def get_engine(name: str, **settings: object) -> GeometryEngine:
-    """The engine called ``name`` ("sfm"; "clip3r" later); ``settings`` go to its settings dataclass.
+    """The engine called ``name`` ("sfm" or "clip3r"); ``settings`` go to its settings dataclass
+    (for "clip3r", environment variables such as OV3R_CLIP3R_WEIGHTS fill what is not given).
 
     Imports lazily so that importing ``core.geometry`` stays cheap (no torch / pycolmap).
     """
@@ -16,6 +17,10 @@ def get_engine(name: str, **settings: object) -> GeometryEngine:
         from .sfm import SfmEngine, SfmSettings
 
         return SfmEngine(SfmSettings(**settings))  # type: ignore[arg-type]
+    if name == "clip3r":
+        from .clip3r_engine import Clip3rEngine, Clip3rSettings
+
+        return Clip3rEngine(Clip3rSettings.from_env(**settings))
     raise ValueError(f"unknown geometry engine {name!r}; available: {', '.join(ENGINES)}")
 
 

@@ -5,6 +5,13 @@ z-buffer (``projection.render_depth``) -> 2D masks (classical or SAM) -> one des
 mask (``descriptors.mask_descriptors``). Then "semantics: lifting": masks -> 3D segments
 (``lifting.lift_into_scene``). Encoders: "compact" (shipped weights, all-MiniLM-L6-v2 space)
 or "openclip" (a local checkpoint).
+
+Segment descriptors (``SemanticsSettings.descriptor``): "mean" = the lifting's weighted mean of
+each segment's best mask descriptors; "fused" = the 2D-3D OVS fusion
+(:mod:`.fused_descriptor`: the mean descriptor, the keyframes' full-image descriptors, DINOv2
+when configured and the segment's 3D points); the default (None) is "fused" when OVS weights
+exist and fit the encoder, else "mean". ``metadata["models"]["descriptor"]`` records which one
+made the scene (and why the mean, when the fusion was not used).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from ..jobs import JobContext
 from ..scene import SemanticScene
 
 ENCODERS = ("compact", "openclip")
+DESCRIPTORS = ("mean", "fused")
 
 
 def compact_weights_available() -> bool:
@@ -45,12 +53,16 @@ class SemanticsSettings:
     max_side: int = 320  # resolution of the depth renders and the classical segmenter
     crop_size: int = 224  # crops for encoders that do not say their input size (``encoder.size``)
     lift: Any = None  # lifting.LiftSettings; None = defaults
+    descriptor: str | None = None  # "mean" | "fused"; None: fused when OVS weights exist (else mean)
+    ovs_weights: str | None = None  # other OVS fusion weights than the shipped ones
+    dino_checkpoint: str | None = None  # local DINOv2 weights for the fusion's DINO path
 
     @staticmethod
     def from_env(encoder: str) -> SemanticsSettings:
         """Settings for ``encoder``; SAM / open_clip checkpoints from OV3R_SAM_CHECKPOINT,
         OV3R_SAM_MODEL_TYPE, OV3R_OPENCLIP_MODEL, OV3R_OPENCLIP_CHECKPOINT, OV3R_OPENCLIP_CONFIG,
-        OV3R_COMPACT_WEIGHTS when set."""
+        OV3R_COMPACT_WEIGHTS, OV3R_DESCRIPTOR ("mean" | "fused"), OV3R_OVS_WEIGHTS,
+        OV3R_DINO_CHECKPOINT when set."""
         s = SemanticsSettings(encoder=encoder)
         s.sam_checkpoint = os.environ.get("OV3R_SAM_CHECKPOINT") or None
         if s.sam_checkpoint:
@@ -60,6 +72,9 @@ class SemanticsSettings:
         s.openclip_checkpoint = os.environ.get("OV3R_OPENCLIP_CHECKPOINT") or None
         s.openclip_config = os.environ.get("OV3R_OPENCLIP_CONFIG") or None
         s.compact_weights = os.environ.get("OV3R_COMPACT_WEIGHTS") or None
+        s.descriptor = os.environ.get("OV3R_DESCRIPTOR") or None
+        s.ovs_weights = os.environ.get("OV3R_OVS_WEIGHTS") or None
+        s.dino_checkpoint = os.environ.get("OV3R_DINO_CHECKPOINT") or None
         return s
 
 
@@ -87,14 +102,43 @@ def make_segmenter(st: SemanticsSettings):
     return ClassicalSegmenter(ClassicalSettings(max_side=st.max_side))
 
 
+def make_fused_describer(st: SemanticsSettings, encoder, describe=None):
+    """-> (FusedDescriber or None, reason for the mean when None). Never raises for a missing or
+    unusable fusion: the stage then falls back to averaging and records why."""
+    mode = st.descriptor
+    if mode not in (None, *DESCRIPTORS):
+        raise ValueError(f"unknown descriptor {mode!r}; use one of {', '.join(DESCRIPTORS)}")
+    if mode == "mean":
+        return None, "settings: descriptor = mean"
+    if describe is not None or encoder is None:
+        return None, "no image encoder descriptors to fuse"
+    from .fused_descriptor import ovs_weights_path
+
+    path = ovs_weights_path(st.ovs_weights)
+    if path is None:
+        where = st.ovs_weights or os.environ.get("OV3R_OVS_WEIGHTS") or "the shipped ovs_v1.safetensors"
+        return None, f"no OVS fusion weights ({where} not found)"
+    from .fused_descriptor import FusedDescriber
+
+    fd = FusedDescriber(path, st.dino_checkpoint)
+    why = fd.compatible(encoder)
+    if why is not None:
+        return None, why
+    return fd, ""
+
+
 def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobContext,
                   settings: SemanticsSettings | None = None, encoder=None, segmenter=None,
-                  spacing: float | None = None, describe=None) -> SemanticScene:
+                  spacing: float | None = None, describe=None, fused=None,
+                  capture: dict | None = None) -> SemanticScene:
     """Segment, describe and lift; fills scene.segment_id / segments / metadata in place.
 
     images: one (H,W,3) uint8 RGB per camera of ``scene.cameras`` (the registered keyframes);
     encoder / segmenter: override the ones the settings would build (tests, warm workers);
-    describe: optional ``(frame, image, masks) -> (K,D)`` replacing the encoder (evaluation).
+    describe: optional ``(frame, image, masks) -> (K,D)`` replacing the encoder (evaluation);
+    fused: a ``fused_descriptor.FusedDescriber`` overriding the one the settings would load;
+    capture: a dict that receives the intermediate results ("lift", "frame_features",
+    "mean_descriptor", "describer", "segment_inputs") for ablations.
     """
     from .descriptors import mask_descriptors
     from .lifting import lift_into_scene
@@ -108,6 +152,12 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
     if encoder is None and st.encoder != "none":  # "none": class-agnostic segments, no descriptors
         encoder = make_image_encoder(st)
     segmenter = segmenter if segmenter is not None else make_segmenter(st)
+    if fused is not None and st.descriptor != "mean":
+        why = fused.compatible(encoder) if encoder is not None and describe is None else "no image encoder descriptors"
+        fd, mean_reason = (fused, "") if why is None else (None, why)
+    else:
+        fd, mean_reason = make_fused_describer(st, encoder, describe)
+    frame_feats: list[dict] = []
     spacing = spacing if spacing is not None else point_spacing(scene.points)
     frame_masks: list[list[np.ndarray]] = []
     frame_desc: list[np.ndarray] = []
@@ -132,12 +182,26 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
             frame_desc.append(describe(f, img, masks))
         elif encoder is not None:
             frame_desc.append(mask_descriptors(img, masks, encoder, int(getattr(encoder, "size", st.crop_size))))
+            if fd is not None:
+                frame_feats.append(fd.frame_features(img, masks, encoder))
         ctx.progress("semantics: segments", f + 1, M)
     t1 = time.perf_counter()
     ctx.progress("semantics: lifting", 0, 1)
-    lift_into_scene(scene, frame_masks, frame_desc if frame_desc else None,
-                    getattr(encoder, "space_id", None), st.lift, spacing)
+    lift = lift_into_scene(scene, frame_masks, frame_desc if frame_desc else None,
+                           getattr(encoder, "space_id", None), st.lift, spacing)
     ctx.progress("semantics: lifting", 1, 1)
+    t2 = time.perf_counter()
+    if capture is not None:
+        capture.update(lift=lift, frame_features=frame_feats, describer=fd,
+                       mean_descriptor=np.array(scene.segments.descriptor, copy=True))
+    if fd is not None:
+        ctx.progress("semantics: descriptors", 0, 1)
+        inputs = fd.segment_inputs(scene, lift, frame_feats)
+        if len(scene.segments):
+            scene.segments.descriptor = fd.describe(inputs)
+        if capture is not None:
+            capture["segment_inputs"] = inputs
+        ctx.progress("semantics: descriptors", 1, 1)
     meta: dict[str, Any] = scene.metadata
     models = dict(meta.get("models") or {})
     models["segmenter"] = getattr(segmenter, "name", type(segmenter).__name__)
@@ -146,7 +210,12 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
         scale, bias = getattr(encoder, "logit_scale", None), getattr(encoder, "logit_bias", None)
         if scale:  # sigmoid(scale * cos + bias) = 0.5: the encoder's own label threshold
             models["image_encoder"]["threshold"] = float(-bias / scale)
+    if fd is not None:
+        models["descriptor"] = fd.metadata(use_points=True, used_dino=fd.dino is not None)
+    else:
+        models["descriptor"] = {"kind": "mean", "reason": mean_reason}
     meta["models"] = models
-    meta.setdefault("timings", {}).update({"semantics.segments": t1 - t0, "semantics.lifting": time.perf_counter() - t1})
+    meta.setdefault("timings", {}).update({"semantics.segments": t1 - t0, "semantics.lifting": t2 - t1,
+                                          "semantics.descriptor": time.perf_counter() - t2})
     meta["segments"] = len(scene.segments)
     return scene

@@ -20,7 +20,8 @@ from safetensors.torch import load_file, save_file
 from .config import CLIP3RConfig
 from .model import CLIP3R
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "load_checkpoint", "read_checkpoint_metadata", "save_checkpoint"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "default_weights_path", "load_checkpoint", "read_checkpoint_metadata",
+           "save_checkpoint"]
 
 FORMAT = "ov3r.clip3r"
 FORMAT_VERSION = "1"
@@ -74,3 +75,11 @@ def load_checkpoint(path: PathLike, device: str | torch.device = "cpu", strict: 
         missing, unexpected = model.load_state_dict(state, strict=False)
     meta = dict(meta, missing=json.dumps(list(missing)), unexpected=json.dumps(list(unexpected)))
     return model, meta
+
+
+def default_weights_path() -> Path:
+    """Our default CLIP3R weights: ``$OV3R_CACHE/clip3r/clip3r.safetensors`` (``~/.cache/ov3r`` by
+    default). ``ov3r train clip3r --install`` writes it; the ``clip3r`` engine reads it when no
+    other weights are given."""
+    base = os.environ.get("OV3R_CACHE")
+    return (Path(base) if base else Path.home() / ".cache" / "ov3r") / "clip3r" / "clip3r.safetensors"

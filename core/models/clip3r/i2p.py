@@ -84,10 +84,15 @@ class I2P(nn.Module):
             return x, None
         return self.clip_injection(x, clip, clip_valid)
 
-    def decode(self, fused: torch.Tensor, grid: tuple[int, int], keyframe: int | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, fused: torch.Tensor, grid: tuple[int, int], keyframe: int | None = None,
+               return_retrieval_tokens: bool = False):
         """Fused tokens ``(B, V, N, C_enc)`` (V >= 2) -> points ``(B, V, H, W, 3)`` in the
-        keyframe's camera frame and conf ``(B, V, H, W)``, in input view order."""
+        keyframe's camera frame and conf ``(B, V, H, W)``, in input view order.
+
+        return_retrieval_tokens: also return the support views' decoder tokens after
+        ``cfg.retrieval_depth`` blocks ``(B, V - 1, N, C_dec)`` (support views in window order,
+        keyframe left out): exactly what :meth:`retrieval_tokens` computes for these views as
+        candidates, for free (training the retrieval scorer on the same pass)."""
         B, V = fused.shape[:2]
         if V < 2:
             raise ValueError("I2P needs a window of at least 2 frames")
@@ -96,6 +101,7 @@ class I2P(nn.Module):
         kf = x[:, k:k + 1]
         sup = torch.cat((x[:, :k], x[:, k + 1:]), dim=1)
         la, lb = two_way_decode(self.keyframe_decoder, self.support_decoder, kf, sup, grid)
+        retrieval_tokens = lb[self.cfg.retrieval_depth]
         la[-1], lb[-1] = self.dec_norm(la[-1]), self.dec_norm(lb[-1])
         pk, ck = self.keyframe_head(views_to_batch(la), grid)  # (B, H, W, 3), (B, H, W)
         ps, cs = self.support_head(views_to_batch(lb), grid)  # (B*(V-1), H, W, 3), ...
@@ -103,6 +109,8 @@ class I2P(nn.Module):
         ps, cs = ps.reshape(B, V - 1, H, W, 3), cs.reshape(B, V - 1, H, W)
         points = torch.cat((ps[:, :k], pk[:, None], ps[:, k:]), dim=1)
         conf = torch.cat((cs[:, :k], ck[:, None], cs[:, k:]), dim=1)
+        if return_retrieval_tokens:
+            return points, conf, retrieval_tokens
         return points, conf
 
     def forward(self, images: torch.Tensor, clip: torch.Tensor | None = None,

@@ -141,7 +141,9 @@ class OvsFusion(nn.Module):
                       points: torch.Tensor | None = None, point_mask: torch.Tensor | None = None, *,
                       inst_mask: torch.Tensor | None = None, scene_mask: torch.Tensor | None = None,
                       dino_present: torch.Tensor | None = None,
-                      generator: torch.Generator | None = None) -> FusionOutput:
+                      generator: torch.Generator | None = None,
+                      point_feats: torch.Tensor | None = None,
+                      point_present: torch.Tensor | None = None) -> FusionOutput:
         """Fuse B segments.
 
         Args:
@@ -155,6 +157,9 @@ class OvsFusion(nn.Module):
             points: ``(B, P, 9)`` the segment's points (xyz, rgb in [0, 1], normal) with
                 ``point_mask (B, P)`` bool; None or an all-False row = no 3D path for it.
             generator: RNG for the training-time path dropout (default: torch's global RNG).
+            point_feats: instead of ``points``, ``(B, point.dim)`` outputs of a (frozen) point
+                encoder computed beforehand; ``point_present (B,)`` bool marks the rows that have
+                one (default all). Dropout and weights treat them exactly like ``points``.
         Returns:
             :class:`FusionOutput`.
         """
@@ -169,6 +174,12 @@ class OvsFusion(nn.Module):
         if dino_inst is not None:
             has_dino = torch.ones_like(has_dino) if dino_present is None else dino_present.to(dev).bool().clone()
         has_pts = torch.zeros(B, dtype=torch.bool, device=dev)
+        if points is not None and point_feats is not None:
+            raise ValueError("give points or point_feats, not both")
+        if point_feats is not None:
+            if point_feats.shape != (B, self.cfg.point.dim):
+                raise ValueError(f"point_feats {tuple(point_feats.shape)} != ({B}, {self.cfg.point.dim})")
+            has_pts = torch.ones_like(has_pts) if point_present is None else point_present.to(dev).bool().clone()
         if points is not None:
             if points.shape[0] != B:
                 raise ValueError(f"points has {points.shape[0]} rows for {B} segments")
@@ -191,7 +202,9 @@ class OvsFusion(nn.Module):
         h_inst = self.head_inst(self.attn_inst(f_cat, inst_tok, inst_mask))
 
         g = c.new_zeros(B, self.cfg.point.dim)
-        if bool(has_pts.any()):
+        if point_feats is not None:
+            g = torch.where(has_pts[:, None], point_feats.to(c.dtype), g)
+        elif bool(has_pts.any()):
             idx = has_pts.nonzero().squeeze(1)
             g = g.index_put((idx,), self.point_encoder(points[idx].to(c.dtype), point_mask[idx]))
         h_mask = self.head_mask(torch.cat([self.norm_point(g), self.norm_mask_clip(c)], -1))

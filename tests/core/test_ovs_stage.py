@@ -1,0 +1,151 @@
+"""The fused descriptor in the semantics stage (issue 7 part 2): with OVS weights the segments'
+descriptors come from the fusion and the metadata says so; without (or with a mean setting, or an
+encoder in another space) the stage averages and records why. Tiny fusion, synthetic boxes; ~10 s."""
+
+import numpy as np
+import pytest
+import torch
+from semantics_synthetic import box_scene, render_instances
+
+from core.jobs import JobContext
+from core.models.ovs import FusionConfig, OvsFusion
+from core.models.ovs.point_encoder import PointEncoderConfig
+from core.semantics.fused_descriptor import FusedDescriber, file_sha256
+from core.semantics.stage import SemanticsSettings, run_semantics
+
+D = 32
+TINY = FusionConfig(dim=D, clip_dim=D, dino_dim=16, dino_proj=8, heads=4, mlp_ratio=1.0, mask_hidden=32,
+                    weight_hidden=32, point=PointEncoderConfig(dim=D, n_points=64, centroids=(16, 8),
+                                                               neighbours=(8, 4), widths=(16, 16, 32), hidden=32))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class ColourEncoder:
+    """Stand-in image encoder in the fusion's space: colour statistics under the mask -> D dims."""
+
+    space_id, dim, size = "all-MiniLM-L6-v2", D, 32
+
+    def __init__(self):
+        self.W = np.random.default_rng(5).normal(size=(6, D)).astype(np.float32)
+        self.calls = 0
+
+    def encode(self, crops, masks=None):
+        self.calls += len(crops)
+        out = []
+        for i, c in enumerate(crops):
+            c = np.asarray(c, np.float32) / 255.0
+            m = np.ones(c.shape[:2], bool) if masks is None or masks[i] is None else np.asarray(masks[i], bool)
+            px = c[m] if m.any() else c.reshape(-1, 3)
+            out.append(np.r_[px.mean(0), px.std(0)] @ self.W)
+        e = np.stack(out)
+        return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    torch.manual_seed(0)
+    m = OvsFusion(TINY)
+    with torch.no_grad():  # away from the near-identity init: the fusion visibly changes descriptors
+        m.gamma.fill_(1.0)
+    p = tmp_path_factory.mktemp("ovs") / "ovs_tiny.safetensors"
+    m.save(p, extra={"trained_paths": ["clip_inst", "clip_scene", "points"], "logit_scale": 10.0,
+                     "logit_bias": -4.0}, half=True)
+    return p
+
+
+@pytest.fixture(scope="module")
+def boxes():
+    scene, inst = box_scene(n_cams=4, size=(128, 96), step=0.03)
+    images = [scene.colors[render_instances(scene, np.arange(len(scene)), f)] for f in range(len(scene.cameras))]
+    return scene, inst, images
+
+
+def _run(boxes, **settings):
+    from copy import deepcopy
+
+    scene, _, images = boxes
+    sc = deepcopy(scene)
+    cap, stages = {}, []
+    st = SemanticsSettings(**settings)
+    run_semantics(sc, images, JobContext(lambda s, d, t: stages.append(s)), st, encoder=ColourEncoder(), capture=cap)
+    return sc, cap, stages
+
+
+def test_stage_with_fused_descriptors_records_them(boxes, weights):
+    sc, cap, stages = _run(boxes, ovs_weights=str(weights))
+    d = sc.metadata["models"]["descriptor"]
+    assert d["kind"] == "ovs_fusion" and d["weights"] == "ovs_tiny.safetensors"
+    assert d["sha256"] == file_sha256(weights) and d["paths"] == ["clip_inst", "clip_scene", "points"]
+    assert d["dino"].startswith("absent") and d["threshold"] == pytest.approx(0.4)
+    assert sc.metadata["models"]["image_encoder"]["kind"] == "compact"  # the existing keys stay
+    assert sc.metadata["text_space"] == "all-MiniLM-L6-v2" and "semantics.descriptor" in sc.metadata["timings"]
+    assert "semantics: descriptors" in stages
+    S = len(sc.segments)
+    assert S >= 3 and sc.segments.descriptor.shape == (S, D)
+    assert np.allclose(np.linalg.norm(sc.segments.descriptor, axis=1), 1, atol=1e-5)
+    assert not np.allclose(sc.segments.descriptor, cap["mean_descriptor"], atol=1e-3)  # the fusion ran
+    inp = cap["segment_inputs"]
+    assert inp.clip_scene.shape == (S, D) and inp.dino is None and len(inp.points) == S
+    assert [len(p) for p in inp.points] == list(sc.segments.point_count)
+    # the full-frame descriptors of the frames where a segment has a mask, averaged
+    ff = np.stack([f["scene"] for f in cap["frame_features"]])
+    frames0 = [f for f, ms in enumerate(cap["lift"].mask_segment) if 0 in ms]
+    want = ff[frames0].mean(0)
+    assert np.allclose(inp.clip_scene[0], want / np.linalg.norm(want), atol=1e-5)
+    # the ablation variants run on the same inputs; deterministic
+    fd = cap["describer"]
+    assert np.allclose(fd.describe(inp), sc.segments.descriptor, atol=1e-6)
+    no3d = fd.describe(inp, use_points=False)
+    assert no3d.shape == (S, D) and not np.allclose(no3d, sc.segments.descriptor, atol=1e-4)
+    sc.validate()
+
+
+def test_missing_weights_fall_back_to_the_mean(boxes, tmp_path, monkeypatch):
+    monkeypatch.delenv("OV3R_OVS_WEIGHTS", raising=False)
+    sc, cap, stages = _run(boxes, ovs_weights=str(tmp_path / "nope.safetensors"))
+    d = sc.metadata["models"]["descriptor"]
+    assert d["kind"] == "mean" and "nope.safetensors not found" in d["reason"]
+    assert cap["describer"] is None and "semantics: descriptors" not in stages
+    assert np.array_equal(sc.segments.descriptor, cap["mean_descriptor"])
+
+
+def test_mean_setting_and_foreign_encoder_space(boxes, weights):
+    sc, cap, _ = _run(boxes, ovs_weights=str(weights), descriptor="mean")
+    assert sc.metadata["models"]["descriptor"] == {"kind": "mean", "reason": "settings: descriptor = mean"}
+    assert np.array_equal(sc.segments.descriptor, cap["mean_descriptor"])
+
+    scene, _, images = boxes
+
+    class Rgb(ColourEncoder):
+        space_id, dim = "rgb", 3
+
+        def encode(self, crops, masks=None):
+            return np.stack([np.asarray(c, np.float32).reshape(-1, 3).mean(0) + 1 for c in crops])
+
+    from copy import deepcopy
+
+    sc2 = deepcopy(scene)
+    run_semantics(sc2, images, JobContext(), SemanticsSettings(ovs_weights=str(weights)), encoder=Rgb())
+    d = sc2.metadata["models"]["descriptor"]
+    assert d["kind"] == "mean" and "space" in d["reason"]
+    with pytest.raises(ValueError, match="unknown descriptor"):
+        run_semantics(deepcopy(scene), images, JobContext(), SemanticsSettings(descriptor="max"),
+                      encoder=ColourEncoder())
+
+
+def test_settings_from_env_and_dino_not_fed_to_weights_trained_without_it(weights, monkeypatch, tmp_path):
+    monkeypatch.setenv("OV3R_DESCRIPTOR", "mean")
+    monkeypatch.setenv("OV3R_OVS_WEIGHTS", str(weights))
+    monkeypatch.setenv("OV3R_DINO_CHECKPOINT", str(tmp_path / "dinov2.pth"))
+    st = SemanticsSettings.from_env("compact")
+    assert (st.descriptor, st.ovs_weights, st.dino_checkpoint) == ("mean", str(weights), str(tmp_path / "dinov2.pth"))
+    fd = FusedDescriber(weights, st.dino_checkpoint)  # the file is never read: these weights have no DINO path
+    assert fd.dino is None and fd.dino_status.startswith("not used")
+    assert fd.metadata()["paths"] == ["clip_inst", "clip_scene", "points"]
