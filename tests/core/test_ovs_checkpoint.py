@@ -14,12 +14,7 @@ SMALL = FusionConfig(dim=48, clip_dim=48, dino_dim=32, dino_proj=16, heads=4, ma
                      p_drop_dino=0.1, point=SMALL_POINT)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from torch_threads import one_torch_thread  # noqa: F401 - autouse: one torch thread
 
 
 def _inputs(B: int = 3) -> tuple:

@@ -12,12 +12,7 @@ from core.models.ovs.dino import DinoV2, build_dinov2
 pytest.importorskip("timm")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from torch_threads import one_torch_thread  # noqa: F401 - autouse: one torch thread
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,7 @@ SMALL = FusionConfig(dim=D, clip_dim=C, dino_dim=CD, dino_proj=16, heads=4, mlp_
                                                                 neighbours=(6, 3), widths=(16, 16, 32), hidden=32))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is faster, and far faster on a loaded machine (no OpenMP spinning)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from torch_threads import one_torch_thread  # noqa: F401 - autouse: one torch thread
 
 
 def _inputs(B: int = 4, seed: int = 0, P: int = 32, Ts: int = 5, Ti: int = 3) -> dict:

@@ -20,13 +20,7 @@ from core.models.ovs.point_encoder import (
 SMALL = PointEncoderConfig(dim=384, n_points=64, centroids=(16, 8), neighbours=(8, 4), widths=(16, 32, 64), hidden=64)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is faster, and far faster on a loaded machine (no OpenMP spinning)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from torch_threads import one_torch_thread  # noqa: F401 - autouse: one torch thread
 
 
 def _points(B: int, P: int, seed: int = 0) -> torch.Tensor:

@@ -19,12 +19,7 @@ TINY = FusionConfig(dim=D, clip_dim=D, dino_dim=16, dino_proj=8, heads=4, mlp_ra
                                                                neighbours=(8, 4), widths=(16, 16, 32), hidden=32))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from torch_threads import one_torch_thread  # noqa: F401 - autouse: one torch thread
 
 
 class ColourEncoder:
