@@ -425,7 +425,7 @@ def _train(args: argparse.Namespace, work: Path, log_f, data: OvsData | None, fu
     if data is None:
         from .ovs_data import OvsDataConfig, load_ovs_data, prepare_ovs_data
 
-        data_path = prepare_ovs_data(OvsDataConfig(n_points=args.data_points), log=log)
+        data_path = prepare_ovs_data(OvsDataConfig(n_points=args.data_points), args.compact_weights, log=log)
         data = load_ovs_data(data_path)
     from ..bench.splits import TEST_LIBRARIES
 
@@ -443,7 +443,7 @@ def _train(args: argparse.Namespace, work: Path, log_f, data: OvsData | None, fu
     if rooms is None and args.rooms and data_path is not None:  # a real run (tests pass their data)
         from .ovs_rooms import load_room_segments, prepare_room_segments
 
-        rooms_path = prepare_room_segments(log=log)
+        rooms_path = prepare_room_segments(compact_weights=args.compact_weights, log=log)
         rooms = load_room_segments(rooms_path) if rooms_path else None
     tr_r = val_r = None
     if rooms is not None and len(rooms):
@@ -661,6 +661,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--points", type=int, default=256, help="points per segment")
     ap.add_argument("--data-points", type=int, default=2048, help="surface samples per model in the dataset")
+    ap.add_argument("--compact-weights", default=None,
+                    help="image encoder whose descriptors fill the CLIP3R slot (default: the shipped compact one); "
+                         "must be the encoder the semantics stage will use with these weights")
     ap.add_argument("--lr-a", type=float, default=1e-3)
     ap.add_argument("--lr-b", type=float, default=3e-4)
     ap.add_argument("--pe-lr-mult", type=float, default=0.0,

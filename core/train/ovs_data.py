@@ -698,12 +698,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--struct-images", type=int, default=OvsDataConfig.struct_images)
     ap.add_argument("--no-textures", action="store_true")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--compact-weights", default=None, help="image encoder weights (default: the shipped compact)")
     a = ap.parse_args(argv)
     if a.threads:
         import torch
 
         torch.set_num_threads(a.threads)
-    print(prepare_ovs_data(OvsDataConfig(n_points=a.points, struct_images=a.struct_images, textures=not a.no_textures)))
+    print(prepare_ovs_data(OvsDataConfig(n_points=a.points, struct_images=a.struct_images, textures=not a.no_textures),
+                           a.compact_weights))
     return 0
 
 
