@@ -27,6 +27,10 @@ Intrinsics: given ones (working-image pixels) are used; otherwise the focal leng
 estimated from the initial keyframe's camera-frame point map (principal point at the centre).
 The world has no metric scale (as for any monocular method); benchmarks align with Sim(3).
 
+Precision (``precision``, OV3R_CLIP3R_PRECISION): "auto" runs the transformers under bf16
+autocast where the hardware is fast at it (CUDA; x86 CPUs with AVX512-BF16 / AMX, where bf16
+matrix products are ~4x fp32), else fp32; the point heads always run in fp32 (as SLAM3R's).
+
 Weights (``Clip3rSettings``; environment variables fill what is not given): ``weights`` /
 ``OV3R_CLIP3R_WEIGHTS`` = one of our safetensors checkpoints (``ov3r train clip3r``);
 ``slam3r_i2p`` + ``slam3r_l2w`` / ``OV3R_SLAM3R_I2P`` + ``OV3R_SLAM3R_L2W`` = SLAM3R's public
@@ -96,6 +100,7 @@ class Clip3rSettings:
     feature_stride: int = 4  # pooling of the returned CLIP3R features (network pixels)
     partial_every: int = 4  # keyframes between partial scenes
     voxel_divisions: int = 400  # voxel = scene extent / this
+    precision: str = "auto"  # "fp32" | "bf16" | "fp16" (CUDA); "auto": bf16 where the hardware has it (CUDA, AVX512-BF16 / AMX CPUs)
     encode_batch: int = 4
     pnp_reproj_px: float = 3.0
     threads: int | None = None  # torch CPU threads (None: leave as is)
@@ -104,8 +109,8 @@ class Clip3rSettings:
     @staticmethod
     def from_env(**overrides: Any) -> Clip3rSettings:
         """Settings with OV3R_CLIP3R_WEIGHTS / OV3R_SLAM3R_I2P / OV3R_SLAM3R_L2W /
-        OV3R_CLIP3R_DEVICE / OV3R_CLIP3R_WINDOW (incremental window length) filled in where
-        ``overrides`` does not set them."""
+        OV3R_CLIP3R_DEVICE / OV3R_CLIP3R_WINDOW (incremental window length) /
+        OV3R_CLIP3R_PRECISION filled in where ``overrides`` does not set them."""
         s = Clip3rSettings(**overrides)  # type: ignore[arg-type]
         env = os.environ
         if s.weights is None and s.slam3r_i2p is None and s.slam3r_l2w is None:
@@ -117,7 +122,37 @@ class Clip3rSettings:
             s.device = env["OV3R_CLIP3R_DEVICE"]
         if "window_incremental" not in overrides and env.get("OV3R_CLIP3R_WINDOW"):
             s.window_incremental = int(env["OV3R_CLIP3R_WINDOW"])
+        if "precision" not in overrides and env.get("OV3R_CLIP3R_PRECISION"):
+            s.precision = env["OV3R_CLIP3R_PRECISION"]
         return s
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True on x86 CPUs with AVX512-BF16 or AMX-BF16 (bf16 matrix products ~4x fp32 there)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: str):
+    """``(autocast dtype or None, name)`` for a setting and a device type."""
+    import torch
+
+    p = precision.lower()
+    if p == "auto":
+        if device == "cuda":
+            p = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            p = "bf16" if cpu_has_fast_bf16() else "fp32"
+    if p == "fp32":
+        return None, p
+    if p == "bf16":
+        return torch.bfloat16, p
+    if p == "fp16" and device == "cuda":
+        return torch.float16, p
+    raise JobError(f"unsupported CLIP3R precision {precision!r} on {device} (fp32, bf16, fp16 on CUDA, auto)")
 
 
 def load_clip3r_model(st: Clip3rSettings, device: str = "cpu"):
@@ -328,9 +363,12 @@ class Clip3rEngine:
             raise JobError("CLIP3R needs at least 2 keyframes")
         # subnormal floats are very slow on x86 CPUs: flush them while the network runs, and only
         # then (the flag is process state; scipy's cKDTree, e.g. in the benchmark, crashes under it)
+        dtype, _ = resolve_precision(self.settings.precision, torch.device(self.device()).type)
         torch.set_flush_denormal(True)
         try:
-            with _torch_threads(self.settings.threads), torch.inference_mode():
+            with _torch_threads(self.settings.threads), torch.inference_mode(), \
+                    torch.autocast(torch.device(self.device()).type, dtype=dtype or torch.float32,
+                                   enabled=dtype is not None):
                 return self._reconstruct(keyframes, ctx, intrinsics)
         finally:
             torch.set_flush_denormal(False)
@@ -445,7 +483,8 @@ class Clip3rEngine:
         feats: dict[int, np.ndarray] = {}
         confs: dict[int, np.ndarray] = {}
         s = max(1, int(st.feature_stride))
-        meta = {"engine": self.name, "settings": asdict(st), "models": {"clip3r": self._info}}
+        meta = {"engine": self.name, "settings": asdict(st), "models": {"clip3r": self._info},
+                "precision": resolve_precision(st.precision, dev.type)[1]}
         t_loop = time.perf_counter()
         for n, t in enumerate(order):
             ctx.check_cancel()
@@ -532,6 +571,7 @@ class Clip3rEngine:
             "timings": timings,
             "model": self._info,
             "pose_methods": methods,
+            "precision": resolve_precision(st.precision, dev.type)[1],
             "windows_per_s": M / max(timings["register"], 1e-9),
             "clip3r_conf": np.stack([confs[i] for i in reg]),
             "clip3r_features": feat_arr,

@@ -136,8 +136,8 @@ def test_ablation_and_ddp_path_with_one_gloo_process(data, tmp_path, monkeypatch
     d = setup_distributed(backend="gloo")
     try:
         assert d.enabled and d.world == 1 and d.main and dist.get_backend() == "gloo"
-        tr = Trainer(_tc(i2p_steps=2, l2w_steps=2, clip_injection=False), rooms, tmp_path / "ddp", dist=d,
-                     progress=False, log=lambda s: None)
+        tr = Trainer(_tc(i2p_steps=2, l2w_steps=2, clip_injection=False, precision="bf16"), rooms, tmp_path / "ddp",
+                     dist=d, progress=False, log=lambda s: None)
         assert tr.model.i2p.clip_injection is None
         final = tr.run()
         assert final.is_file() and len(tr.history) == 4

@@ -45,7 +45,9 @@ class LinearPointHead(nn.Module):
         self.proj = nn.Linear(dim, 4 * patch_size * patch_size)
 
     def forward(self, layers: Sequence[torch.Tensor], grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        t = self.proj(layers[-1])  # (B, N, 4 p^2)
+        # full precision under autocast (as SLAM3R): bf16 / fp16 would quantise depths to ~0.4 %
+        with torch.autocast(layers[-1].device.type, enabled=False):
+            t = self.proj(layers[-1].float())  # (B, N, 4 p^2)
         raw = t.transpose(1, 2).reshape(t.shape[0], -1, grid[0], grid[1])
         return postprocess_points(F.pixel_shuffle(raw, self.patch_size))
 
@@ -61,4 +63,5 @@ class DPTPointHead(nn.Module):
 
     def forward(self, layers: Sequence[torch.Tensor], grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         p = self.patch_size
-        return postprocess_points(self.dpt(layers, grid, (grid[0] * p, grid[1] * p)))
+        with torch.autocast(layers[-1].device.type, enabled=False):
+            return postprocess_points(self.dpt([t.float() for t in layers], grid, (grid[0] * p, grid[1] * p)))
