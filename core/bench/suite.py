@@ -119,11 +119,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--height", type=int, default=None)
     p.add_argument("--samples", type=int, default=None)
     p.add_argument("--only", nargs="*", help="scene names")
+    p.add_argument("--training", type=int, default=None, metavar="N",
+                   help="render the first N training rooms instead (training libraries only; the rooms "
+                        "`ov3r train clip3r --rooms N` and the OVS / compact room data use: 224x168, 40 frames)")
     a = p.parse_args(argv)
     ov = {k: v for k, v in dict(frames=a.frames, width=a.width, height=a.height, samples=a.samples).items()
           if v is not None}
     t0 = time.perf_counter()
-    for cfg in test_suite(**ov):
+    if a.training:
+        from dataclasses import replace as _replace
+
+        from ..train.clip3r_data import Clip3rDataConfig, room_configs
+
+        dc = Clip3rDataConfig(rooms=a.training)
+        dc = _replace(dc, **{k: v for k, v in dict(width=a.width, height=a.height, frames=a.frames,
+                                                      samples=a.samples).items() if v is not None})
+        cfgs = room_configs(dc)
+    else:
+        cfgs = test_suite(**ov)
+    for cfg in cfgs:
         if a.only and cfg.name not in a.only:
             continue
         ts = time.perf_counter()

@@ -153,16 +153,51 @@ def room_segments_of(path: Path, encoder, frames: int, points: int = 200_000, ma
     return out
 
 
+def _cached_room_segments(path: Path, encoder, frames: int, points: int, max_points: int, min_purity: float,
+                          encoder_id: str | None) -> dict:
+    """:func:`room_segments_of` cached per room (render hash, keyframes, encoder weights' hash
+    ``encoder_id``, settings), so adding rendered rooms does not recompute the others (~30 s a
+    room and keyframe count). ``encoder_id`` None: no cache."""
+    from .ovs_data import _cache_root
+
+    if encoder_id is None:
+        return room_segments_of(path, encoder, frames, points, max_points, min_purity)
+    key = hashlib.sha256(json.dumps({"v": ROOMS_VERSION, "room": Path(path).name, "frames": int(frames),
+                                     "points": points, "max_points": max_points, "min_purity": min_purity,
+                                     "encoder": encoder_id}, sort_keys=True).encode()).hexdigest()[:16]
+    f = _cache_root() / "room-segments" / f"{key}.npz"
+    if f.exists():
+        z = np.load(f)
+        n = len(z["label"])
+        offs = z["offsets"]
+        return {"points": [z["points"][offs[i]:offs[i + 1]] for i in range(n)],
+                "clip_inst": list(z["clip_inst"]), "clip_scene": list(z["clip_scene"]),
+                "label": [int(v) for v in z["label"]], "purity": [float(v) for v in z["purity"]]}
+    o = room_segments_of(path, encoder, frames, points, max_points, min_purity)
+    f.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_suffix(".tmp.npz")
+    D = int(encoder.dim)
+    np.savez(tmp, points=np.concatenate(o["points"]) if o["points"] else np.zeros((0, 6), np.float16),
+             offsets=np.cumsum([0] + [len(p) for p in o["points"]]).astype(np.int64),
+             clip_inst=np.asarray(o["clip_inst"], np.float32).reshape(-1, D),
+             clip_scene=np.asarray(o["clip_scene"], np.float32).reshape(-1, D),
+             label=np.asarray(o["label"], np.int64), purity=np.asarray(o["purity"], np.float32))
+    os.replace(tmp, f)
+    return o
+
+
 def build_room_segments(rooms: Sequence[Path], encoder, frames: Sequence[int] = (12, 20), points: int = 200_000,
-                        max_points: int = 2048, min_purity: float = 0.5, log: Callable[[str], None] = print
-                        ) -> RoomSegments:
+                        max_points: int = 2048, min_purity: float = 0.5, log: Callable[[str], None] = print,
+                        encoder_id: str | None = None) -> RoomSegments:
+    """Labelled segments of ``rooms``; with ``encoder_id`` (the encoder weights' hash) each room
+    is cached on its own (see :func:`_cached_room_segments`)."""
     pts, ci, cs, lab, pur, room = [], [], [], [], [], []
     names = []
     t0 = time.time()
     for r, path in enumerate(rooms):
         names.append(json.loads((Path(path) / "scene.json").read_text())["config"]["name"])
         for F in frames:
-            o = room_segments_of(Path(path), encoder, F, points, max_points, min_purity)
+            o = _cached_room_segments(Path(path), encoder, F, points, max_points, min_purity, encoder_id)
             pts += o["points"]
             ci += o["clip_inst"]
             cs += o["clip_scene"]
@@ -197,7 +232,7 @@ def prepare_room_segments(frames: Sequence[int] = (12, 20), compact_weights: str
     if out.exists():
         return out
     enc = ImageEncoder.from_pretrained(w, device="cpu")
-    data = build_room_segments(rooms, enc, frames, log=log)
+    data = build_room_segments(rooms, enc, frames, log=log, encoder_id=_file_sha256(w))
     data.save(out)
     log(f"wrote {out} ({len(data)} segments from {len(rooms)} rooms)")
     return out
