@@ -379,7 +379,8 @@ def _lr(step: int, total: int, base: float, warm: int, frac: float | None = None
 def evaluate(fusion: OvsFusion, batch: dict[str, torch.Tensor], text: torch.Tensor,
              point_feats: torch.Tensor | None = None) -> dict[str, float]:
     """Top-1 accuracy over the class prompts of a fixed batch: plain descriptor (clip_inst), fused,
-    fused without the 3D path, point encoder alone (labelled rows only). ``point_feats``: the
+    fused without the 3D path, point encoder alone (labelled rows only); ``*_bal``: the same as
+    mean per-class recall (plain and fused). ``point_feats``: the
     point encoder's outputs on the batch, when already known (a frozen encoder)."""
     was = fusion.training
     fusion.eval()
@@ -387,14 +388,20 @@ def evaluate(fusion: OvsFusion, batch: dict[str, torch.Tensor], text: torch.Tens
     ok = lab >= 0
     tn = F.normalize(text, dim=-1)
 
-    def acc(d: torch.Tensor) -> float:
-        return float(((F.normalize(d, dim=-1) @ tn.T).argmax(1)[ok] == lab[ok]).float().mean())
+    def hits(d: torch.Tensor) -> torch.Tensor:
+        return ((F.normalize(d, dim=-1) @ tn.T).argmax(1)[ok] == lab[ok]).float()
+
+    def balanced(h: torch.Tensor) -> float:  # mean per-class recall: what mAcc rewards
+        classes = lab[ok].unique()
+        return float(torch.stack([h[lab[ok] == c].mean() for c in classes]).mean())
 
     g = point_feats if point_feats is not None else fusion.point_encoder(batch["points"], batch["point_mask"])
-    out = {"mean": acc(batch["clip_inst"]),
-           "fused": acc(fusion(batch["clip_inst"], batch["clip_scene"], point_feats=g)),
-           "fused_no3d": acc(fusion(batch["clip_inst"], batch["clip_scene"])),
-           "points": acc(g)}
+    h_mean = hits(batch["clip_inst"])
+    h_fused = hits(fusion(batch["clip_inst"], batch["clip_scene"], point_feats=g))
+    out = {"mean": float(h_mean.mean()), "fused": float(h_fused.mean()),
+           "fused_no3d": float(hits(fusion(batch["clip_inst"], batch["clip_scene"])).mean()),
+           "points": float(hits(g).mean()),
+           "mean_bal": balanced(h_mean), "fused_bal": balanced(h_fused)}
     fusion.train(was)
     return out
 
@@ -577,8 +584,8 @@ def _train(args: argparse.Namespace, work: Path, log_f, data: OvsData | None, fu
                        "seconds": round(state["seconds"], 1)}
                 if local % args.eval_every == 0 or local == steps:
                     rec["val"] = {k: round(v, 4) for k, v in evaluate(fusion, val_batch, text, val_pe.get(stage)).items()}
-                    if stage == "B" and args.keep_best and rec["val"]["fused"] > state.get("best", -1.0):
-                        state["best"] = rec["val"]["fused"]
+                    if stage == "B" and args.keep_best and rec["val"][args.select_by] > state.get("best", -1.0):
+                        state["best"] = rec["val"][args.select_by]
                         torch.save({"fusion": fusion.state_dict(), "crit_b": crit_b.state_dict(),
                                     "step": state["step"], "val": json.dumps(rec["val"])}, work / "best.pt")
                 state["history"].append(rec)
@@ -690,6 +697,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--keep-best", action="store_true",
                     help="ship stage B's state with the best validation accuracy (held-out training rooms or "
                          "models), not the last one")
+    ap.add_argument("--select-by", default="fused_bal", choices=["fused", "fused_bal"],
+                    help="--keep-best's validation measure: top-1 accuracy or mean per-class recall")
     ap.add_argument("--full-precision", action="store_true", help="store fp32 (default fp16, to ship)")
     ap.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)  # tests: simulate a kill
     ap.add_argument("--quiet", action="store_true")

@@ -319,3 +319,16 @@ def test_rooms_of_the_test_library_are_rejected():
         _check_training_room({"config": {"name": "train_x", "libraries": libs}},
                              {"instances": [{"model_id": "x", "library": "BlendSwap-CC-0"}]})
     _check_training_room({"config": {"name": "train_x", "libraries": libs}}, {"instances": [{"model_id": None}]})
+
+
+def test_validation_reports_balanced_accuracy():
+    from core.train.ovs import evaluate
+
+    text = _text()
+    lab = torch.tensor([0, 0, 0, 1])
+    ci = torch.nn.functional.normalize(text[torch.zeros(4, dtype=torch.long)], dim=-1)  # all say class 0
+    batch = {"label": lab, "clip_inst": ci, "clip_scene": ci}
+    v = evaluate(OvsFusion(TINY), batch, text, point_feats=torch.zeros(4, TINY.point.dim))
+    assert v["mean"] == pytest.approx(0.75)  # 3 of 4 segments right
+    assert v["mean_bal"] == pytest.approx(0.5)  # class 0 all right, class 1 all wrong
+    assert 0.0 <= v["fused_bal"] <= 1.0
