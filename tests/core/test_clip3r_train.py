@@ -156,3 +156,32 @@ def test_cli_subcommand(capsys):
     assert "--no-clip-injection" in out and "--time-budget-min" in out and "--resume" in out
     with pytest.raises(SystemExit):
         train_main(["--config", "huge"])
+
+
+def test_stage_metrics_by_hand_and_on_a_rendered_room(data):
+    from core.bench.clip3r_stages import evaluate_stages, i2p_depth_errors, l2w_errors
+    from core.models.clip3r import CLIP3R
+
+    gt = np.zeros((2, 2, 3))
+    gt[..., 2] = [[1.0, 2.0], [4.0, 8.0]]
+    valid = np.ones((2, 2), bool)
+    # a prediction at another scale is perfect after the median scale
+    assert i2p_depth_errors(gt * 3.0, gt, valid) == {"absrel": pytest.approx(0.0), "delta": 1.0}
+    pred = gt.copy()
+    pred[0, 0, 2] = 2.0  # median scale stays 1 (medians 3.0 and 3.0); one pixel 100 % off
+    e = i2p_depth_errors(pred, gt, valid)
+    assert e["absrel"] == pytest.approx(0.25) and e["delta"] == 0.75
+    off = gt.copy()
+    off[..., 0] += [[0.01, 0.07], [0.2, 0.5]]
+    e = l2w_errors(off, gt, valid)
+    assert e == {"median": pytest.approx(0.135), "within5": 0.25, "within10": 0.5}
+
+    _, rooms = data
+    torch.manual_seed(0)
+    from core.models.clip3r import get_config
+
+    model = CLIP3R(get_config("small", img_size=(32, 64), **TINY)).eval()
+    out = evaluate_stages(model, rooms, windows=2, views=3, stride=1)
+    r = out["rooms"]["train_0_0"]
+    assert 0.0 <= r["i2p"]["delta"] <= 1.0 and r["i2p"]["absrel"] >= 0.0
+    assert r["l2w"]["median"] > 0.0 and 0.0 <= r["l2w"]["within10"] <= 1.0
