@@ -152,10 +152,10 @@ class Ours:
                 m.i2p(self.imgs, self.clip, keyframe=2)
             elif kind == "i2p_noclip":
                 m.i2p(self.imgs, None, keyframe=2)
-            elif kind == "l2w":
-                m.l2w(self.tokens, self.pts, self.R, features="register")
+            elif kind == "l2w":  # as the engine streams: keyframe outputs only, features at stride 4
+                m.l2w(self.tokens, self.pts, self.R, features="register", scene_outputs=False, feature_size=(56, 56))
             elif kind == "l2w_nofeat":
-                m.l2w(self.tokens, self.pts, self.R, features="none")
+                m.l2w(self.tokens, self.pts, self.R, features="none", scene_outputs=False)
             return time.perf_counter() - t
 
 
@@ -194,7 +194,8 @@ def _small_windows(img_size, window: int, buffer: int, runs: int, clip: bool) ->
             ids = [cand_ids[int(i)] for i in top_k_frames(sc[0], R)] + [r]
             t3 = time.perf_counter()
             sem = None if fr.delta is None else fr.delta[:, ids]
-            model.l2w(fr.tokens[:, ids], pts, R, semantic=sem, features="register")
+            model.l2w(fr.tokens[:, ids], pts, R, semantic=sem, features="register", scene_outputs=False,
+                      feature_size=(img_size[0] // 4, img_size[1] // 4))  # as the engine calls it
             t4 = time.perf_counter()
             if r == 0:
                 continue  # warm-up

@@ -516,16 +516,15 @@ class Clip3rEngine:
             pin = torch.stack([world_pts[i] for i in scene] + [local])[None]
             void = torch.stack([void_of(world_conf[i]) for i in scene] + [void_of(lconf)])[None]
             sem = None if delta[t] is None else torch.stack([delta[i] for i in ids])[None]
-            out = model.l2w(tok, pin, len(scene), semantic=sem, void=void, grid=self._grid, features="register")
+            out = model.l2w(tok, pin, len(scene), semantic=sem, void=void, grid=self._grid, features="register",
+                            scene_outputs=False, feature_size=(Hn // s, Wn // s))
             wp, wc = out.points[0, -1], out.conf[0, -1]
             timings["l2w"] += time.perf_counter() - t0
             if t not in world_pts:  # the initial window's frames keep their I2P anchors in the buffer
                 world_pts[t], world_conf[t] = wp, wc
                 buffer.offer(t)
-            if out.features is not None:
-                fm = out.features[0, 0][None].float()
-                feats[t] = F.avg_pool2d(fm, s, s)[0].cpu().numpy().astype(np.float16) if s > 1 \
-                    else fm[0].cpu().numpy().astype(np.float16)
+            if out.features is not None:  # predicted directly at the pooled size (network pixels / s)
+                feats[t] = out.features[0, 0].float().cpu().numpy().astype(np.float16)
             # keep the confident pixels, pose from the world point map
             t0 = time.perf_counter()
             wpn, wcn = wp.cpu().numpy(), wc.cpu().numpy()

@@ -146,12 +146,14 @@ class L2WStep(nn.Module):
         with torch.no_grad():
             tokens, grid = m.i2p.encode(batch["images"])
             _, delta = m.i2p.fuse(tokens, batch["clip"], batch["clip_valid"])
+        H, W = batch["points_in"].shape[2:4]
+        # CLIP3R features predicted on the 4-pixel grid of L_oCLIP (the engine's feature_stride)
         out = m.l2w(tokens, batch["points_in"], R, semantic=delta, void=batch["void"], grid=grid,
-                    features="register")
+                    features="register", feature_size=(H // 4, W // 4))
         l_pts = confidence_l1_loss(out.points, out.conf, batch["points"], batch["valid"], alpha=self.tc.alpha,
                                    normalize=False)
         # L_oCLIP on a 4-pixel grid of the keyframes
-        pred = out.features[..., 2::4, 2::4].float()  # (B, K, d, h', w')
+        pred = out.features.float()  # (B, K, d, h', w')
         seg = batch["seg"][:, R:, 2::4, 2::4]  # (B, K, h', w')
         table = batch["seg_table"]
         if table.shape[0]:

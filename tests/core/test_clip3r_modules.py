@@ -285,6 +285,14 @@ def test_l2w_shapes_features_and_gradients():
     assert reg.features.shape == (B, V - R, 16, 32, 48) and none.features is None
     # the feature head works per view: the keyframes' features do not depend on the choice
     torch.testing.assert_close(reg.features, out.features[:, R:].detach(), atol=1e-5, rtol=1e-5)
+    # streaming: only the keyframes' outputs, exactly those of the full pass; features at a pooled size
+    with torch.no_grad():
+        kf = l2w(tokens, pts, R, semantic=sem, void=void, features="register", scene_outputs=False,
+                 feature_size=(8, 12))
+    assert kf.points.shape == (B, V - R, 32, 48, 3) and kf.conf.shape == (B, V - R, 32, 48)
+    torch.testing.assert_close(kf.points, out.points[:, R:].detach(), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(kf.conf, out.conf[:, R:].detach(), atol=1e-6, rtol=1e-6)
+    assert kf.features.shape == (B, V - R, 16, 8, 12)
     with pytest.raises(ValueError, match="num_scene"):
         l2w(tokens, pts, V)
 

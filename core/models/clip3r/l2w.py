@@ -64,13 +64,19 @@ class L2W(nn.Module):
 
     def forward(self, tokens: torch.Tensor, points: torch.Tensor, num_scene: int,
                 semantic: torch.Tensor | None = None, void: torch.Tensor | None = None,
-                grid: tuple[int, int] | None = None, features: str = "all") -> L2WOutput:
+                grid: tuple[int, int] | None = None, features: str = "all", scene_outputs: bool = True,
+                feature_size: tuple[int, int] | None = None) -> L2WOutput:
         """
         tokens: raw encoder tokens ``(B, V, N, C_enc)``; points ``(B, V, H, W, 3)``: world
         points for the first ``num_scene`` views, local (keyframe-frame) points for the rest.
         semantic: optional I2P CLIP delta ``(B, V, N, C_enc)``. void: ``(B, V, N)`` bool,
         patches without valid points. features: which views get CLIP3R features,
         ``"all"``, ``"register"`` (the keyframes only) or ``"none"``.
+        scene_outputs=False (streaming inference): only the keyframes' points / confidences are
+        returned (``V' = V - R`` views), and the work that only the scene frames' outputs need
+        (the scene decoder's last block, the scene head) is skipped; the keyframes' outputs are
+        exactly those of the full pass. feature_size: ``(h, w)`` of the CLIP3R feature maps
+        (default the input's ``(H, W)``; the engine asks for its pooled size directly).
         """
         B, V, N, _ = tokens.shape
         R = int(num_scene)
@@ -87,13 +93,16 @@ class L2W(nn.Module):
         x = self.decoder_embed(x)
         pe = self.point_embed(points.reshape(B * V, H, W, 3),
                               None if void is None else void.reshape(B * V, N)).reshape(B, V, N, -1)
+        need_scene = scene_outputs or features == "all"
         ls, lr = two_way_decode(self.scene_decoder, self.register_decoder, x[:, :R], x[:, R:], grid,
-                                add_a=pe[:, :R], add_b=pe[:, R:])
+                                add_a=pe[:, :R], add_b=pe[:, R:], update_a_last=need_scene)
         ls[-1], lr[-1] = self.dec_norm(ls[-1]), self.dec_norm(lr[-1])
-        ps, cs = self.scene_head(views_to_batch(ls), grid)
         pr, cr = self.register_head(views_to_batch(lr), grid)
-        pts = torch.cat((ps.reshape(B, R, H, W, 3), pr.reshape(B, V - R, H, W, 3)), dim=1)
-        conf = torch.cat((cs.reshape(B, R, H, W), cr.reshape(B, V - R, H, W)), dim=1)
+        pts, conf = pr.reshape(B, V - R, H, W, 3), cr.reshape(B, V - R, H, W)
+        if scene_outputs:
+            ps, cs = self.scene_head(views_to_batch(ls), grid)
+            pts = torch.cat((ps.reshape(B, R, H, W, 3), pts), dim=1)
+            conf = torch.cat((cs.reshape(B, R, H, W), conf), dim=1)
         feats = None
         if features != "none":
             # the feature head reads the same token layers as the point heads, per view
@@ -102,6 +111,6 @@ class L2W(nn.Module):
                 nv = V
             else:
                 layers, nv = lr, V - R
-            f = self.feature_head(views_to_batch(layers), grid, (H, W))
+            f = self.feature_head(views_to_batch(layers), grid, tuple(feature_size or (H, W)))
             feats = f.reshape(B, nv, *f.shape[1:])
         return L2WOutput(pts, conf, feats)
