@@ -14,7 +14,7 @@ training code's own windows (:class:`core.train.clip3r_data.Clip3rWindows`, stri
   fraction of the scene's mean depth (the unit L2W works in), and the fraction of pixels
   within 5 % / 10 % of it.
 
-Rooms: the 5 test rooms (``suite``, never seen in training) and up to 3 training rooms, all
+Rooms: the 5 test rooms (``suite``, never seen in training) and 3 training rooms (by name), all
 prepared at the network size with F_oCLIP from the compact encoder on GT masks, as in
 training (:func:`core.train.clip3r_data.prepare_room`). A model that is much better on the
 training rooms than on the test rooms has overfitted; one that is poor on both is undertrained.
@@ -123,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m core.bench.clip3r_stages", description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", action="append", required=True, help="CLIP3R safetensors (repeat to compare)")
     p.add_argument("--windows", type=int, default=12, help="windows per room and stage")
-    p.add_argument("--train-rooms", type=int, default=3, help="training rooms to measure too")
+    p.add_argument("--train-rooms", nargs="*", default=["train_0_0", "train_0_1", "train_0_2"],
+                   help="training rooms to measure too (by name; the first rooms of every training set)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)
@@ -134,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     enc = ImageEncoder.from_pretrained(device="cpu")
     t0 = time.perf_counter()
     test = [prepare_room(cached_scene(c), enc, size) for c in test_suite()]
-    train = [prepare_room(d, enc, size) for d in find_training_rooms()[:a.train_rooms]]
+    found = {json.loads((d / "scene.json").read_text())["config"]["name"]: d for d in find_training_rooms()}
+    train = [prepare_room(found[n], enc, size) for n in a.train_rooms if n in found]
     print(f"prepared {len(test)} test + {len(train)} training rooms in {time.perf_counter() - t0:.0f} s", flush=True)
     res = {}
     print("\n| weights | rooms | I2P depth AbsRel | I2P delta<1.25 | L2W median error (scene units) | L2W within 10 % |")
