@@ -31,12 +31,12 @@ import numpy as np
 
 __all__ = ["DEFAULT_OVS_WEIGHTS", "FusedDescriber", "SegmentInputs", "file_sha256", "ovs_weights_path"]
 
-DEFAULT_OVS_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "ovs" / "weights" / "ovs_v1.safetensors"
+DEFAULT_OVS_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "ovs" / "weights" / "ovs_v2.safetensors"
 
 
 def ovs_weights_path(explicit: str | Path | None = None) -> Path | None:
     """The OVS fusion weights to use: ``explicit``, else ``$OV3R_OVS_WEIGHTS``, else the shipped
-    ``ovs_v1.safetensors``; None when that file does not exist (no torch import)."""
+    ``ovs_v2.safetensors``; None when that file does not exist (no torch import)."""
     p = explicit or os.environ.get("OV3R_OVS_WEIGHTS") or DEFAULT_OVS_WEIGHTS
     p = Path(p)
     return p if p.is_file() else None
@@ -87,6 +87,7 @@ class FusedDescriber:
         self.fusion = OvsFusion.from_checkpoint(ck).to(self.device).eval()
         self.meta = ck.metadata
         self.space_id = ck.metadata.get("space_id")
+        self.encoder_sha256 = ck.metadata.get("encoder_sha256")  # the image encoder it was trained on
         self.sha256 = file_sha256(self.weights)
         trained = json.loads(ck.metadata.get("trained_paths", '["clip_inst", "clip_scene", "points", "dino"]'))
         self.dino_trained = "dino" in trained
@@ -121,6 +122,10 @@ class FusedDescriber:
             return f"image encoder space {space!r} is not the fusion's {self.space_id!r}"
         if dim != self.clip_dim:
             return f"image encoder width {dim} is not the fusion's {self.clip_dim}"
+        sha = getattr(encoder, "weights_sha256", None)
+        if self.encoder_sha256 and sha and sha != self.encoder_sha256:
+            # same space, other weights (e.g. compact_v1): its descriptors are not the inputs it learned
+            return "the image encoder's weights are not the ones the fusion was trained on"
         return None
 
     # ------------------------------------------------------------------------------ per keyframe

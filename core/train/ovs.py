@@ -33,7 +33,7 @@ always absent; the weights file says so and the stage never feeds DINO to such w
 Resumable: ``<work-dir>/checkpoint.pt`` (tensors and plain values, loaded with
 ``weights_only=True``) every ``--ckpt-every`` steps, RNG states included, so ``--resume``
 continues exactly where the run stopped. Final weights: fp16 safetensors
-(``core/models/ovs/weights/ovs_v1.safetensors`` by default).
+(``core/models/ovs/weights/ovs_v2.safetensors`` by default).
 """
 
 from __future__ import annotations
@@ -633,12 +633,16 @@ def _train(args: argparse.Namespace, work: Path, log_f, data: OvsData | None, fu
         best_step = int(bst["step"])
         log(f"kept the best validation state (step {best_step})", val=json.loads(bst["val"]))
     final_val = evaluate(fusion, val_batch, text, val_pe.get("B"))
+    from .ovs_data import _default_weights, _file_sha256
+
+    enc_path = Path(args.compact_weights) if args.compact_weights else _default_weights()
     out = Path(args.out) / args.name
     a_done = next((h for h in state["history"] if h.get("stage") == "A_done"), {"step": 0})
     extra = {"logit_scale": crit_b.t.item(), "logit_bias": crit_b.b.item(), "trained_paths": TRAINED_PATHS,
              "dino": "untrained: no DINOv2 checkpoint was available; never feed DINO features to these weights",
              "text_classes": list(TEXT_CLASSES), "prompt": "This is a photo of a {}",
-             "clip_slot": "compact image encoder (compact_v1) features stand in for CLIP3R until issue 6",
+             "clip_slot": f"compact image encoder ({enc_path.stem}) features in the CLIP3R slot",
+             "encoder_sha256": _file_sha256(enc_path),
              "steps_a": int(a_done["step"]), "steps_b": int(state["step"] - int(a_done["step"])),
              "batch_b": args.batch_b, "kept_step": best_step if best_step is not None else state["step"], "point_encoder_in_stage_b": "frozen (point bank)" if frozen else "trained",
              "train_seconds": round(state["seconds"], 1), "batch": args.batch, "seed": args.seed,
@@ -657,7 +661,7 @@ def build_parser() -> argparse.ArgumentParser:
     cache = Path(os.environ.get("OV3R_CACHE", Path.home() / ".cache" / "ov3r"))
     ap = argparse.ArgumentParser(prog="ov3r train ovs", description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="folder of the final weights")
-    ap.add_argument("--name", default="ovs_v1.safetensors")
+    ap.add_argument("--name", default="ovs_v2.safetensors")
     ap.add_argument("--work-dir", default=str(cache / "ovs_runs" / "v1"), help="checkpoint and log folder")
     ap.add_argument("--resume", action="store_true", help="continue from <work-dir>/checkpoint.pt")
     ap.add_argument("--steps-a", type=int, default=600, help="stage A steps (point-encoder distillation)")

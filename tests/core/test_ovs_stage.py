@@ -144,3 +144,16 @@ def test_settings_from_env_and_dino_not_fed_to_weights_trained_without_it(weight
     fd = FusedDescriber(weights, st.dino_checkpoint)  # the file is never read: these weights have no DINO path
     assert fd.dino is None and fd.dino_status.startswith("not used")
     assert fd.metadata()["paths"] == ["clip_inst", "clip_scene", "points"]
+
+
+def test_shipped_weights_are_the_default_and_fit_only_their_encoder():
+    from core.models.compact import ImageEncoder
+    from core.models.compact.encoder import DEFAULT_WEIGHTS
+    from core.semantics.fused_descriptor import DEFAULT_OVS_WEIGHTS, ovs_weights_path
+
+    assert ovs_weights_path() == DEFAULT_OVS_WEIGHTS and DEFAULT_OVS_WEIGHTS.stat().st_size < 10 * 2**20
+    fd = FusedDescriber(DEFAULT_OVS_WEIGHTS, device="cpu")
+    assert not fd.dino_trained and fd.encoder_sha256 == file_sha256(DEFAULT_WEIGHTS)
+    assert fd.compatible(ImageEncoder.from_pretrained(device="cpu")) is None
+    v1 = ImageEncoder.from_pretrained(DEFAULT_WEIGHTS.with_name("compact_v1.safetensors"), device="cpu")
+    assert "not the ones" in fd.compatible(v1)  # same text space, other weights: not its inputs

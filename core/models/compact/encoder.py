@@ -11,6 +11,7 @@ Weights are safetensors only (never pickles). The file's metadata holds ``config
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Dict, Optional, Union
@@ -87,7 +88,9 @@ class ImageEncoder:
         sd = load_file(str(path))
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(net, device, float(meta.get("logit_scale", 10.0)), float(meta.get("logit_bias", -10.0)), meta)
+        enc = cls(net, device, float(meta.get("logit_scale", 10.0)), float(meta.get("logit_bias", -10.0)), meta)
+        enc.weights_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()  # models trained on its outputs check it
+        return enc
 
     @torch.no_grad()
     def encode(self, crops: ArrayOrList, masks: Optional[ArrayOrList] = None) -> np.ndarray:
