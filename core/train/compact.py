@@ -102,12 +102,13 @@ def _targets(batch_obj: np.ndarray, objects: List[Dict], classes: List[str], nam
 
 
 def training_rooms(n: int) -> List[Path]:
-    """The rendered training rooms the in-scene crops come from: the same rooms as CLIP3R's
-    training data (``core.train.clip3r_data``: 224x168, 40 frames at 4 fps, 8 samples), cached."""
-    from ..bench.suite import cached_scene, training_configs
+    """The rendered training rooms the in-scene crops come from: the first ``n`` rooms of CLIP3R's
+    training data (``core.train.clip3r_data.room_configs``: 224x168, 40 frames at 4 fps, 8
+    samples; random layouts that do not generate are skipped), cached."""
+    from ..bench.suite import cached_scene
+    from .clip3r_data import Clip3rDataConfig, room_configs
 
-    return [cached_scene(c) for c in training_configs(n, 0, width=224, height=168, frames=40, fps=4.0, samples=8,
-                                                       gt_points=20_000)]
+    return [cached_scene(c) for c in room_configs(Clip3rDataConfig(rooms=n))]
 
 
 def train(args: argparse.Namespace, data: Optional[CompactData] = None, scene=None) -> Path:
