@@ -150,3 +150,15 @@ def test_tiny_render(tmp_path, monkeypatch):
     assert (out / "video.mp4").stat().st_size > 0
     wall = class_id("wall")
     assert (gt["semantic"] == wall).any()
+
+
+def test_suite_command_renders_the_training_rooms_of_the_training_data(monkeypatch, capsys):
+    import core.bench.suite as suite
+    from core.train.clip3r_data import Clip3rDataConfig, room_configs
+
+    seen = []
+    monkeypatch.setattr(suite, "cached_scene", lambda cfg, log=None: seen.append(cfg) or "cached")
+    assert suite.main(["--training", "8"]) == 0
+    assert seen == room_configs(Clip3rDataConfig(rooms=8))  # valid layouts only, in order
+    assert all(c.name.startswith("train_") and not set(c.libraries) & set(TEST_LIBRARIES) for c in seen)
+    assert (seen[0].width, seen[0].height, seen[0].frames) == (224, 168, 40)
