@@ -1,6 +1,6 @@
 """``ImageEncoder``: the shipped compact image tower behind a numpy interface.
 
-``ImageEncoder.from_pretrained()`` loads ``weights/compact_v2.safetensors`` (committed
+``ImageEncoder.from_pretrained()`` loads ``weights/compact_v3.safetensors`` (committed
 in the repo, offline); ``encode(crops, masks)`` returns ``(B, 384)`` float32 rows in the
 all-MiniLM-L6-v2 text space, L2-normalised, comparable by cosine with
 :class:`core.semantics.text_encoder.TextEncoder` embeddings.
@@ -24,7 +24,7 @@ from .preprocess import ArrayOrList, preprocess
 
 __all__ = ["ImageEncoder", "DEFAULT_WEIGHTS", "save_weights", "SPACE_ID"]
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "compact_v2.safetensors"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "compact_v3.safetensors"
 SPACE_ID = "all-MiniLM-L6-v2"
 
 
@@ -71,7 +71,7 @@ class ImageEncoder:
 
     @classmethod
     def from_pretrained(cls, path: Union[str, Path, None] = None, device: Optional[str] = None) -> "ImageEncoder":
-        """Load safetensors weights (default: the shipped ``compact_v2``)."""
+        """Load safetensors weights (default: the shipped ``compact_v3``)."""
         from safetensors import safe_open
         from safetensors.torch import load_file
 
