@@ -114,6 +114,7 @@ def _summary(res: dict, names: Sequence[str]) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
+    from ..geometry.clip3r_engine import foclip_encoder_id, foclip_encoder_path
     from ..models.clip3r import load_checkpoint
     from ..models.compact import ImageEncoder
     from ..train.clip3r_data import prepare_room
@@ -125,14 +126,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--windows", type=int, default=12, help="windows per room and stage")
     p.add_argument("--train-rooms", nargs="*", default=["train_0_0", "train_0_1", "train_0_2"],
                    help="training rooms to measure too (by name; the first rooms of every training set)")
+    p.add_argument("--compact-weights", default=None,
+                   help="F_oCLIP encoder (default: the one the checkpoints record, else the shipped one)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    models = [load_checkpoint(w)[0].eval() for w in a.weights]
+    loaded = [load_checkpoint(w) for w in a.weights]
+    models = [m.eval() for m, _ in loaded]
     size = tuple(models[0].cfg.img_size)
-    enc = ImageEncoder.from_pretrained(device="cpu")
+    # F_oCLIP from the image encoder the models were trained with (recorded in the checkpoints)
+    ids = {foclip_encoder_id(meta) for _, meta in loaded}
+    if a.compact_weights is None and len(ids) > 1:
+        raise SystemExit(f"the checkpoints were trained on different F_oCLIP encoders {sorted(map(str, ids))}: "
+                         "measure them separately or give --compact-weights")
+    enc_path = Path(a.compact_weights) if a.compact_weights else foclip_encoder_path(next(iter(ids)))
+    enc = ImageEncoder.from_pretrained(enc_path, device="cpu")
+    print(f"F_oCLIP encoder: {enc_path or 'the shipped default'}", flush=True)
     t0 = time.perf_counter()
     test = [prepare_room(cached_scene(c), enc, size) for c in test_suite()]
     found = {json.loads((d / "scene.json").read_text())["config"]["name"]: d for d in find_training_rooms()}

@@ -155,6 +155,33 @@ def resolve_precision(precision: str, device: str):
     raise JobError(f"unsupported CLIP3R precision {precision!r} on {device} (fp32, bf16, fp16 on CUDA, auto)")
 
 
+def foclip_encoder_id(meta: dict) -> str | None:
+    """The sha256[:16] of the compact encoder whose F_oCLIP a checkpoint was trained on: its
+    ``foclip_encoder`` metadata, else (older checkpoints) the training data's meta.json when that
+    is still in the cache. None when unknown."""
+    if meta.get("foclip_encoder"):
+        return str(meta["foclip_encoder"])
+    base = os.environ.get("OV3R_CACHE")
+    f = (Path(base) if base else Path.home() / ".cache" / "ov3r") / "clip3r_data" / str(meta.get("data", "")) / "meta.json"
+    try:
+        return str(json.loads(f.read_text())["encoder"]) if meta.get("data") else None
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def foclip_encoder_path(encoder_id: str | None) -> Path | None:
+    """The shipped compact weights file whose sha256 starts with ``encoder_id`` (None: not shipped / unknown)."""
+    if not encoder_id:
+        return None
+    from ..hashing import file_sha256
+    from ..models.compact import DEFAULT_WEIGHTS
+
+    for f in sorted(DEFAULT_WEIGHTS.parent.glob("*.safetensors")):
+        if file_sha256(f).startswith(encoder_id):
+            return f
+    return None
+
+
 def load_clip3r_model(st: Clip3rSettings, device: str = "cpu"):
     """-> ``(model (eval), info dict)``; raises JobError with :data:`WEIGHTS_HELP` when no weights."""
     from ..models.clip3r import CLIP3R, get_config, load_checkpoint, load_slam3r
@@ -174,6 +201,7 @@ def load_clip3r_model(st: Clip3rSettings, device: str = "cpu"):
             info["trained_window"] = int(json.loads(meta["train_config"])["i2p_views"])
         except (KeyError, ValueError, TypeError):
             pass
+        info["foclip_encoder"] = foclip_encoder_id(meta)
         return model.eval(), info
     if st.slam3r_i2p or st.slam3r_l2w:
         if not (st.slam3r_i2p and st.slam3r_l2w):
@@ -337,7 +365,10 @@ class Clip3rEngine:
         from ..semantics.descriptors import mask_descriptors
         from ..semantics.segment_classical import ClassicalSegmenter, ClassicalSettings
 
-        enc = ImageEncoder.from_pretrained(device="cpu")
+        # F_oCLIP from the encoder the checkpoint was trained with (e.g. compact_v2 for a model trained
+        # before compact_v3 shipped), else the shipped default
+        self._foclip_path = foclip_encoder_path(self._info.get("foclip_encoder"))
+        enc = ImageEncoder.from_pretrained(self._foclip_path, device="cpu")
         if enc.dim != model.cfg.clip_dim:
             raise JobError(f"the model's F_oCLIP width is {model.cfg.clip_dim} but the compact encoder gives "
                            f"{enc.dim}; set clip_segments='none' or use matching weights")

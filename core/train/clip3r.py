@@ -94,6 +94,7 @@ class TrainConfig:
     log_every: int = 5
     threads: int | None = None
     precision: str = "fp32"  # "bf16": transformer matmuls under bf16 autocast (CPUs with AVX512-BF16 / AMX, GPUs)
+    l2w_init: str = "fresh"  # "i2p": L2W's decoders / heads start as copies of the trained I2P's (see init_l2w_from_i2p)
 
     def model_config(self, img_size: Sequence[int]) -> CLIP3RConfig:
         ov = dict(self.model_overrides)
@@ -165,6 +166,21 @@ class L2WStep(nn.Module):
         return {"loss": total, "pts": l_pts.detach(), "clip": l_clip.detach()}
 
 
+def init_l2w_from_i2p(model: CLIP3R) -> None:
+    """Start L2W from the trained I2P (SLAM3R starts both from DUSt3R): the same roles map onto
+    each other. The scene frames are L2W's reference side, like I2P's keyframe (its decoder and
+    head: points in the reference's own frame); the keyframes to register are the sources, like
+    I2P's supports (points expressed in the reference frame). Token norm and decoder embedding
+    are copied too; the point embedding and the CLIP3R feature head stay as they are."""
+    i2p, l2w = model.i2p, model.l2w
+    with torch.no_grad():
+        for dst, src in ((l2w.token_norm, i2p.token_norm), (l2w.decoder_embed, i2p.decoder_embed),
+                         (l2w.scene_decoder, i2p.keyframe_decoder), (l2w.register_decoder, i2p.support_decoder),
+                         (l2w.dec_norm, i2p.dec_norm), (l2w.scene_head, i2p.keyframe_head),
+                         (l2w.register_head, i2p.support_head)):
+            dst.load_state_dict(src.state_dict())
+
+
 # ------------------------------------------------------------------------------ distributed
 
 @dataclass
@@ -209,13 +225,15 @@ class Trainer:
     """Both stages, checkpoints and resume. ``rooms``: prepared training rooms."""
 
     def __init__(self, tc: TrainConfig, rooms: Sequence[PreparedRoom], out: Path, dist: Dist | None = None,
-                 log=None, progress: bool = True, data_id: str = "") -> None:
+                 log=None, progress: bool = True, data_id: str = "", foclip_encoder: str = "") -> None:
         self.tc = tc
         self.rooms = list(rooms)
         self.out = Path(out)
         self.dist = dist or Dist()
         self.progress = progress
         self.data_id = data_id
+        # which image encoder made the F_oCLIP inputs (its weights' sha256[:16]): the engine must use the same
+        self.foclip_encoder = foclip_encoder
         self._print = log or (lambda s: print(s, file=sys.stderr, flush=True))
         img_size = self.rooms[0].images.shape[1:3]
         self.cfg = tc.model_config(img_size)
@@ -289,6 +307,7 @@ class Trainer:
         if not self.dist.main:
             return
         meta = {"stage": STAGES[min(self.stage, 1)], "step": self.step, "train_config": json.dumps(self.tc.to_dict()),
+                "foclip_encoder": self.foclip_encoder,
                 "data": self.data_id}
         save_checkpoint(self.model, self.last_path, metadata=meta)
         state = {"stage": torch.tensor(self.stage), "step": torch.tensor(self.step),
@@ -339,7 +358,7 @@ class Trainer:
             self.save(None)
         final = self.out / "final.safetensors"
         if self.dist.main:
-            save_checkpoint(self.model, final, metadata={
+            save_checkpoint(self.model, final, metadata={"foclip_encoder": self.foclip_encoder,
                 "train_config": json.dumps(self.tc.to_dict()), "data": self.data_id,
                 "seconds_i2p": f"{self.elapsed[0]:.1f}", "seconds_l2w": f"{self.elapsed[1]:.1f}"})
         return final
@@ -354,6 +373,9 @@ class Trainer:
         total = min(total, cap) if cap is not None else total
         if self.step >= total:
             return True
+        if stage == 1 and self.step == 0 and self.tc.l2w_init == "i2p":
+            init_l2w_from_i2p(self.model)
+            self._print("[clip3r] l2w: decoders and heads initialised from the trained I2P")
         ds = self.dataset(stage)
         params = self._trainable(stage)
         opt = torch.optim.AdamW(params, lr=self.tc.lr, weight_decay=self.tc.weight_decay, betas=(0.9, 0.95))
@@ -416,7 +438,7 @@ class Trainer:
 # ------------------------------------------------------------------------------ entry points
 
 def train(tc: TrainConfig, dc: Clip3rDataConfig, out: Path, resume: bool = False, install: bool = False,
-          progress: bool = True, dist: Dist | None = None) -> Path:
+          progress: bool = True, dist: Dist | None = None, foclip_weights: str | None = None) -> Path:
     dist = dist or setup_distributed()
     if tc.threads:
         torch.set_num_threads(tc.threads)
@@ -424,27 +446,34 @@ def train(tc: TrainConfig, dc: Clip3rDataConfig, out: Path, resume: bool = False
     # the flag is process state and e.g. scipy's cKDTree crashes under it)
     torch.set_flush_denormal(True)
     try:
-        return _train(tc, dc, out, resume, install, progress, dist)
+        return _train(tc, dc, out, resume, install, progress, dist, foclip_weights)
     finally:
         torch.set_flush_denormal(False)
 
 
 def _train(tc: TrainConfig, dc: Clip3rDataConfig, out: Path, resume: bool, install: bool, progress: bool,
-           dist: Dist) -> Path:
+           dist: Dist, foclip_weights: str | None = None) -> Path:
     log = lambda s: print(s, file=sys.stderr, flush=True)
+    encoder = None
+    if foclip_weights:  # F_oCLIP from these compact weights instead of the shipped default
+        from ..models.compact import ImageEncoder
+
+        encoder = ImageEncoder.from_pretrained(foclip_weights, device="cpu")
+        encoder._ov3r_path = Path(foclip_weights)  # type: ignore[attr-defined]
     if dist.main:
-        folder = build_dataset(dc, log=log)
+        folder = build_dataset(dc, encoder=encoder, log=log)
     if dist.enabled:
         import torch.distributed as tdist
 
         tdist.barrier()
         if not dist.main:
-            folder = build_dataset(dc, log=log)  # cached by now: only finds the folder
+            folder = build_dataset(dc, encoder=encoder, log=log)  # cached by now: only finds the folder
     rooms = load_prepared(folder)
     out = Path(out)
     if out.exists() and not resume and (out / "state.pt").exists():
         raise SystemExit(f"ov3r: error: {out} holds a training run; pass --resume or another --out")
-    tr = Trainer(tc, rooms, out, dist, log=log, progress=progress, data_id=folder.name)
+    enc_id = str(json.loads((folder / "meta.json").read_text()).get("encoder", ""))
+    tr = Trainer(tc, rooms, out, dist, log=log, progress=progress, data_id=folder.name, foclip_encoder=enc_id)
     if resume:
         tr.resume()
     t0 = time.perf_counter()
@@ -486,6 +515,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--ckpt-every", type=int, default=TrainConfig.ckpt_every, help="steps between checkpoints")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                    help="bf16 autocast for the transformers (auto: bf16 on CUDA and on CPUs with AVX512-BF16/AMX)")
+    p.add_argument("--foclip-weights", default=None,
+                   help="compact encoder weights that make F_oCLIP (default: the shipped one; the checkpoint records it)")
+    p.add_argument("--l2w-init", default="fresh", choices=["fresh", "i2p"],
+                   help="i2p: start L2W's decoders and heads from the trained I2P's")
     p.add_argument("--rooms", type=int, default=Clip3rDataConfig.rooms, help="training rooms to render")
     p.add_argument("--frames", type=int, default=Clip3rDataConfig.frames, help="frames per training room")
     p.add_argument("--samples", type=int, default=Clip3rDataConfig.samples, help="Cycles samples")
@@ -500,7 +533,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tc = TrainConfig(preset=a.config, clip_injection=not a.no_clip_injection, i2p_steps=a.i2p_steps,
                      l2w_steps=a.l2w_steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
                      time_budget_min=a.time_budget_min, i2p_fraction=a.i2p_fraction, threads=a.threads,
-                     ckpt_every=a.ckpt_every, i2p_max_steps=a.i2p_max_steps, l2w_max_steps=a.l2w_max_steps)
+                     ckpt_every=a.ckpt_every, i2p_max_steps=a.i2p_max_steps, l2w_max_steps=a.l2w_max_steps,
+                     l2w_init=a.l2w_init)
     if a.precision == "auto":
         from ..geometry.clip3r_engine import cpu_has_fast_bf16
 
@@ -512,7 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = os.environ.get("OV3R_CACHE")
         root = (Path(base) if base else Path.home() / ".cache" / "ov3r") / "clip3r_runs"
         out = root / (a.config + ("-noclip" if a.no_clip_injection else ""))
-    train(tc, dc, out, resume=a.resume, install=a.install, progress=not a.quiet)
+    train(tc, dc, out, resume=a.resume, install=a.install, progress=not a.quiet, foclip_weights=a.foclip_weights)
     return 0
 
 

@@ -195,3 +195,20 @@ def test_patch_features_grid():
     assert feats.shape == (6, 4) and valid.tolist() == [True, True, False, False, False, False]
     assert np.allclose(feats[0], table[0]) and np.allclose(feats[1], table[1])
     assert np.allclose(feats[2:], 0)
+
+
+def test_foclip_encoder_is_the_one_the_checkpoint_was_trained_with(tmp_path, monkeypatch):
+    from core.geometry.clip3r_engine import foclip_encoder_id, foclip_encoder_path
+    from core.hashing import file_sha256
+    from core.models.compact import DEFAULT_WEIGHTS
+
+    v2 = DEFAULT_WEIGHTS.with_name("compact_v2.safetensors")
+    sha = file_sha256(v2)[:16]
+    assert foclip_encoder_id({"foclip_encoder": sha}) == sha
+    assert foclip_encoder_path(sha) == v2  # not the shipped default: the model's own encoder
+    assert foclip_encoder_path("0" * 16) is None and foclip_encoder_path(None) is None
+    # older checkpoints: the training data's meta.json in the cache
+    monkeypatch.setenv("OV3R_CACHE", str(tmp_path))
+    (tmp_path / "clip3r_data" / "abc").mkdir(parents=True)
+    (tmp_path / "clip3r_data" / "abc" / "meta.json").write_text('{"encoder": "%s"}' % sha)
+    assert foclip_encoder_id({"data": "abc"}) == sha and foclip_encoder_id({"data": "gone"}) is None

@@ -327,3 +327,20 @@ def test_end_to_end_window_then_registration():
     out = model.l2w(frames.tokens[:, :3], pts, num_scene=2, semantic=frames.delta[:, :3])
     assert out.points.shape == (1, 3, 32, 48, 3) and out.features.shape == (1, 3, 16, 32, 48)
     assert count_parameters(model) == sum(model.parameter_counts()[k] for k in ("i2p", "l2w"))
+
+
+def test_l2w_can_start_from_the_trained_i2p():
+    from core.train.clip3r import init_l2w_from_i2p
+
+    torch.manual_seed(0)
+    model = CLIP3R(tiny())
+    init_l2w_from_i2p(model)
+    pairs = ((model.l2w.scene_decoder, model.i2p.keyframe_decoder), (model.l2w.register_decoder, model.i2p.support_decoder),
+             (model.l2w.register_head, model.i2p.support_head), (model.l2w.decoder_embed, model.i2p.decoder_embed))
+    for dst, src in pairs:
+        for (kd, vd), (ks, vs) in zip(dst.state_dict().items(), src.state_dict().items()):
+            assert kd == ks and torch.equal(vd, vs)
+    # copies, not shared modules: training L2W leaves I2P alone
+    with torch.no_grad():
+        next(model.l2w.register_decoder.parameters()).add_(1.0)
+    assert not torch.equal(next(model.l2w.register_decoder.parameters()), next(model.i2p.support_decoder.parameters()))
