@@ -127,14 +127,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           if v is not None}
     t0 = time.perf_counter()
     if a.training:
-        from dataclasses import replace as _replace
-
         from ..train.clip3r_data import Clip3rDataConfig, room_configs
 
-        dc = Clip3rDataConfig(rooms=a.training)
-        dc = _replace(dc, **{k: v for k, v in dict(width=a.width, height=a.height, frames=a.frames,
-                                                      samples=a.samples).items() if v is not None})
-        cfgs = room_configs(dc)
+        cfgs = room_configs(Clip3rDataConfig(rooms=a.training, **ov))
     else:
         cfgs = test_suite(**ov)
     for cfg in cfgs:

@@ -11,7 +11,6 @@ forward); for Blender multiply on the right by ``diag(1,-1,-1,1)``.
 
 from __future__ import annotations
 
-import math
 from typing import Tuple
 
 import numpy as np

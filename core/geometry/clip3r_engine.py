@@ -53,11 +53,9 @@ Nothing is ever downloaded: without weights, a JobError says where to get them.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +65,7 @@ import numpy as np
 from ..jobs import JobContext, JobError
 from ..scene import Cameras, SemanticScene
 from .engine import Keyframe, Reconstruction
+from .torch_threads import torch_threads
 
 __all__ = ["Clip3rEngine", "Clip3rSettings", "load_clip3r_model", "pose_from_pointmap"]
 
@@ -308,21 +307,6 @@ def estimate_focal(points: np.ndarray, conf: np.ndarray, size_hw: tuple[int, int
     return f
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    import torch
-
-    if not n:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(max(1, n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 # ------------------------------------------------------------------------------ the engine
 
 class Clip3rEngine:
@@ -394,18 +378,18 @@ class Clip3rEngine:
             raise JobError("CLIP3R needs at least 2 keyframes")
         # subnormal floats are very slow on x86 CPUs: flush them while the network runs, and only
         # then (the flag is process state; scipy's cKDTree, e.g. in the benchmark, crashes under it)
-        dtype, _ = resolve_precision(self.settings.precision, torch.device(self.device()).type)
+        dev_type = torch.device(self.device()).type
+        dtype, precision = resolve_precision(self.settings.precision, dev_type)
         torch.set_flush_denormal(True)
         try:
-            with _torch_threads(self.settings.threads), torch.inference_mode(), \
-                    torch.autocast(torch.device(self.device()).type, dtype=dtype or torch.float32,
-                                   enabled=dtype is not None):
-                return self._reconstruct(keyframes, ctx, intrinsics)
+            with torch_threads(self.settings.threads), torch.inference_mode(), \
+                    torch.autocast(dev_type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                return self._reconstruct(keyframes, ctx, intrinsics, precision)
         finally:
             torch.set_flush_denormal(False)
 
-    def _reconstruct(self, keyframes: list[Keyframe], ctx: JobContext, intrinsics: np.ndarray | None
-                     ) -> Reconstruction:
+    def _reconstruct(self, keyframes: list[Keyframe], ctx: JobContext, intrinsics: np.ndarray | None,
+                     precision: str) -> Reconstruction:
         import torch
         import torch.nn.functional as F
 
@@ -515,7 +499,7 @@ class Clip3rEngine:
         confs: dict[int, np.ndarray] = {}
         s = max(1, int(st.feature_stride))
         meta = {"engine": self.name, "settings": asdict(st), "models": {"clip3r": self._info},
-                "precision": resolve_precision(st.precision, dev.type)[1]}
+                "precision": precision}
         t_loop = time.perf_counter()
         for n, t in enumerate(order):
             ctx.check_cancel()
@@ -601,7 +585,7 @@ class Clip3rEngine:
             "timings": timings,
             "model": self._info,
             "pose_methods": methods,
-            "precision": resolve_precision(st.precision, dev.type)[1],
+            "precision": precision,
             "windows_per_s": M / max(timings["register"], 1e-9),
             "clip3r_conf": np.stack([confs[i] for i in reg]),
             "clip3r_features": feat_arr,

@@ -20,7 +20,6 @@ query path is unchanged. torch is imported only when a :class:`FusedDescriber` i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -29,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_OVS_WEIGHTS", "FusedDescriber", "SegmentInputs", "file_sha256", "ovs_weights_path"]
+from ..hashing import file_sha256
+
+__all__ = ["DEFAULT_OVS_WEIGHTS", "FusedDescriber", "SegmentInputs", "ovs_weights_path"]
 
 DEFAULT_OVS_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "ovs" / "weights" / "ovs_v3.safetensors"
 
@@ -40,14 +41,6 @@ def ovs_weights_path(explicit: str | Path | None = None) -> Path | None:
     p = explicit or os.environ.get("OV3R_OVS_WEIGHTS") or DEFAULT_OVS_WEIGHTS
     p = Path(p)
     return p if p.is_file() else None
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

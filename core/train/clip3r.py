@@ -75,8 +75,8 @@ class TrainConfig:
     clip_injection: bool = True
     i2p_steps: int = 1500  # length of the I2P learning-rate schedule
     l2w_steps: int = 800
-    i2p_max_steps: Optional[int] = None  # stop the stage earlier than its schedule (same steps as another run)
-    l2w_max_steps: Optional[int] = None
+    i2p_max_steps: int | None = None  # stop the stage earlier than its schedule (same steps as another run)
+    l2w_max_steps: int | None = None
     batch_size: int = 2
     i2p_views: int = 5
     l2w_register: int = 1  # keyframes registered per L2W sample (R scene frames from the config)

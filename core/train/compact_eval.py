@@ -120,7 +120,7 @@ def save_fixture(path: Path, n: int = 8, size: int = 64) -> Path:
 
 
 def _table(r: Dict) -> str:
-    lines = [f"| class | objects | object top-1 | view top-1 |", "|---|---:|---:|---:|"]
+    lines = ["| class | objects | object top-1 | view top-1 |", "|---|---:|---:|---:|"]
     for c, v in sorted(r["per_class"].items(), key=lambda kv: -kv[1]["objects"]):
         lines.append(f"| {c} | {v['objects']} | {v['object_acc']:.2f} | {v['view_acc']:.2f} |")
     return "\n".join(lines)

@@ -633,7 +633,8 @@ def _train(args: argparse.Namespace, work: Path, log_f, data: OvsData | None, fu
         best_step = int(bst["step"])
         log(f"kept the best validation state (step {best_step})", val=json.loads(bst["val"]))
     final_val = evaluate(fusion, val_batch, text, val_pe.get("B"))
-    from .ovs_data import _default_weights, _file_sha256
+    from ..hashing import file_sha256
+    from .ovs_data import _default_weights
 
     enc_path = Path(args.compact_weights) if args.compact_weights else _default_weights()
     out = Path(args.out) / args.name
@@ -642,7 +643,7 @@ def _train(args: argparse.Namespace, work: Path, log_f, data: OvsData | None, fu
              "dino": "untrained: no DINOv2 checkpoint was available; never feed DINO features to these weights",
              "text_classes": list(TEXT_CLASSES), "prompt": "This is a photo of a {}",
              "clip_slot": f"compact image encoder ({enc_path.stem}) features in the CLIP3R slot",
-             "encoder_sha256": _file_sha256(enc_path),
+             "encoder_sha256": file_sha256(enc_path),
              "steps_a": int(a_done["step"]), "steps_b": int(state["step"] - int(a_done["step"])),
              "batch_b": args.batch_b, "kept_step": best_step if best_step is not None else state["step"], "point_encoder_in_stage_b": "frozen (point bank)" if frozen else "trained",
              "train_seconds": round(state["seconds"], 1), "batch": args.batch, "seed": args.seed,

@@ -44,6 +44,7 @@ import numpy as np
 from ..bench.catalog import CatalogEntry, extract_model
 from ..bench.splits import TEST_LIBRARIES
 from ..bench.taxonomy import CLASSES, STRUCTURE_CLASSES
+from ..hashing import file_sha256
 from .compact_data import CompactData, DataConfig, assert_training_split
 
 __all__ = [
@@ -644,20 +645,12 @@ def build_ovs_data(entries: Sequence[CatalogEntry], renders: CompactData, encode
                          "clip_slot": "compact image encoder (stand-in for CLIP3R until issue 6)"})
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def ovs_data_dir(cfg: OvsDataConfig = OvsDataConfig(), compact_weights: str | Path | None = None) -> Path:
     from ..models.compact.encoder import DEFAULT_WEIGHTS
     from .compact_data import select_entries
 
     w = Path(compact_weights) if compact_weights else DEFAULT_WEIGHTS
-    return _cache_root() / cfg.key(cfg.compact.key(select_entries(cfg.compact.split)), _file_sha256(w))
+    return _cache_root() / cfg.key(cfg.compact.key(select_entries(cfg.compact.split)), file_sha256(w))
 
 
 def prepare_ovs_data(cfg: OvsDataConfig = OvsDataConfig(), compact_weights: str | Path | None = None,
@@ -677,7 +670,7 @@ def prepare_ovs_data(cfg: OvsDataConfig = OvsDataConfig(), compact_weights: str 
     renders = load_dataset(build_dataset(cfg.compact, workers=render_workers, log=log))
     encoder = ImageEncoder.from_pretrained(compact_weights, device="cpu")
     data = build_ovs_data(entries, renders, encoder, cfg, log=log)
-    data.meta["compact_weights_sha256"] = _file_sha256(Path(compact_weights) if compact_weights else _default_weights())
+    data.meta["compact_weights_sha256"] = file_sha256(Path(compact_weights) if compact_weights else _default_weights())
     data.save(out)
     log(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return out

@@ -153,37 +153,34 @@ def room_segments_of(path: Path, encoder, frames: int, points: int = 200_000, ma
     return out
 
 
+def _as_segments(o: dict, dim: int) -> RoomSegments:
+    """:func:`room_segments_of`'s lists -> one room's :class:`RoomSegments` (room index 0)."""
+    n = len(o["label"])
+    return RoomSegments(np.concatenate(o["points"]) if n else np.zeros((0, 6), np.float16),
+                        np.cumsum([0] + [len(p) for p in o["points"]]).astype(np.int64),
+                        np.asarray(o["clip_inst"], np.float16).reshape(-1, dim),
+                        np.asarray(o["clip_scene"], np.float16).reshape(-1, dim),
+                        np.asarray(o["label"], np.int64), np.asarray(o["purity"], np.float32), np.zeros(n, np.int64))
+
+
 def _cached_room_segments(path: Path, encoder, frames: int, points: int, max_points: int, min_purity: float,
-                          encoder_id: str | None) -> dict:
-    """:func:`room_segments_of` cached per room (render hash, keyframes, encoder weights' hash
-    ``encoder_id``, settings), so adding rendered rooms does not recompute the others (~30 s a
-    room and keyframe count). ``encoder_id`` None: no cache."""
+                          encoder_id: str | None) -> RoomSegments:
+    """One room at one keyframe count, cached on its own (render hash, keyframes, encoder weights'
+    hash ``encoder_id``, settings), so adding rendered rooms does not recompute the others (~10 s
+    a room and keyframe count on a free machine). ``encoder_id`` None: no cache."""
     from .ovs_data import _cache_root
 
     if encoder_id is None:
-        return room_segments_of(path, encoder, frames, points, max_points, min_purity)
-    key = hashlib.sha256(json.dumps({"v": ROOMS_VERSION, "room": Path(path).name, "frames": int(frames),
+        return _as_segments(room_segments_of(path, encoder, frames, points, max_points, min_purity), int(encoder.dim))
+    key = hashlib.sha256(json.dumps({"v": ROOMS_VERSION, "format": 2, "room": Path(path).name, "frames": int(frames),
                                      "points": points, "max_points": max_points, "min_purity": min_purity,
                                      "encoder": encoder_id}, sort_keys=True).encode()).hexdigest()[:16]
     f = _cache_root() / "room-segments" / f"{key}.npz"
     if f.exists():
-        z = np.load(f)
-        n = len(z["label"])
-        offs = z["offsets"]
-        return {"points": [z["points"][offs[i]:offs[i + 1]] for i in range(n)],
-                "clip_inst": list(z["clip_inst"]), "clip_scene": list(z["clip_scene"]),
-                "label": [int(v) for v in z["label"]], "purity": [float(v) for v in z["purity"]]}
-    o = room_segments_of(path, encoder, frames, points, max_points, min_purity)
-    f.parent.mkdir(parents=True, exist_ok=True)
-    tmp = f.with_suffix(".tmp.npz")
-    D = int(encoder.dim)
-    np.savez(tmp, points=np.concatenate(o["points"]) if o["points"] else np.zeros((0, 6), np.float16),
-             offsets=np.cumsum([0] + [len(p) for p in o["points"]]).astype(np.int64),
-             clip_inst=np.asarray(o["clip_inst"], np.float32).reshape(-1, D),
-             clip_scene=np.asarray(o["clip_scene"], np.float32).reshape(-1, D),
-             label=np.asarray(o["label"], np.int64), purity=np.asarray(o["purity"], np.float32))
-    os.replace(tmp, f)
-    return o
+        return load_room_segments(f)
+    seg = _as_segments(room_segments_of(path, encoder, frames, points, max_points, min_purity), int(encoder.dim))
+    seg.save(f)
+    return seg
 
 
 def build_room_segments(rooms: Sequence[Path], encoder, frames: Sequence[int] = (12, 20), points: int = 200_000,
@@ -191,26 +188,27 @@ def build_room_segments(rooms: Sequence[Path], encoder, frames: Sequence[int] = 
                         encoder_id: str | None = None) -> RoomSegments:
     """Labelled segments of ``rooms``; with ``encoder_id`` (the encoder weights' hash) each room
     is cached on its own (see :func:`_cached_room_segments`)."""
-    pts, ci, cs, lab, pur, room = [], [], [], [], [], []
+    parts: list[RoomSegments] = []
+    room: list[np.ndarray] = []
     names = []
     t0 = time.time()
     for r, path in enumerate(rooms):
         names.append(json.loads((Path(path) / "scene.json").read_text())["config"]["name"])
         for F in frames:
-            o = _cached_room_segments(Path(path), encoder, F, points, max_points, min_purity, encoder_id)
-            pts += o["points"]
-            ci += o["clip_inst"]
-            cs += o["clip_scene"]
-            lab += o["label"]
-            pur += o["purity"]
-            room += [r] * len(o["label"])
-            log(f"room segments: {names[-1]} ({F} keyframes): {len(o['label'])} labelled segments "
+            part = _cached_room_segments(Path(path), encoder, F, points, max_points, min_purity, encoder_id)
+            parts.append(part)
+            room.append(np.full(len(part), r, np.int64))
+            log(f"room segments: {names[-1]} ({F} keyframes): {len(part)} labelled segments "
                 f"({time.time() - t0:.0f}s)")
-    D = int(encoder.dim)
-    offsets = np.cumsum([0] + [len(p) for p in pts]).astype(np.int64)
-    return RoomSegments(np.concatenate(pts) if pts else np.zeros((0, 6), np.float16), offsets,
-                        np.asarray(ci, np.float16).reshape(-1, D), np.asarray(cs, np.float16).reshape(-1, D),
-                        np.asarray(lab, np.int64), np.asarray(pur, np.float32), np.asarray(room, np.int64), names,
+    if not parts:
+        parts = [_as_segments({"points": [], "clip_inst": [], "clip_scene": [], "label": [], "purity": []},
+                              int(encoder.dim))]
+        room = [np.zeros(0, np.int64)]
+    return RoomSegments(np.concatenate([p.points for p in parts]),
+                        np.cumsum(np.concatenate([[0]] + [np.diff(p.offsets) for p in parts])).astype(np.int64),
+                        np.concatenate([p.clip_inst for p in parts]), np.concatenate([p.clip_scene for p in parts]),
+                        np.concatenate([p.label for p in parts]), np.concatenate([p.purity for p in parts]),
+                        np.concatenate(room), names,
                         {"version": ROOMS_VERSION, "frames": list(frames), "points": points, "min_purity": min_purity,
                          "seconds": round(time.time() - t0, 1),
                          "clip_slot": "compact image encoder (stand-in for CLIP3R until issue 6)"})
@@ -220,19 +218,20 @@ def prepare_room_segments(frames: Sequence[int] = (12, 20), compact_weights: str
                           root: Path | None = None, log: Callable[[str], None] = print) -> Path | None:
     """Cached room segments of every rendered training room (None when none is rendered)."""
     from ..models.compact import ImageEncoder
-    from .ovs_data import _cache_root, _default_weights, _file_sha256
+    from ..hashing import file_sha256
+    from .ovs_data import _cache_root, _default_weights
 
     rooms = find_training_rooms(root)
     if not rooms:
         return None
     w = Path(compact_weights) if compact_weights else _default_weights()
     key = hashlib.sha256(json.dumps({"v": ROOMS_VERSION, "rooms": [r.name for r in rooms], "frames": list(frames),
-                                     "encoder": _file_sha256(w)}, sort_keys=True).encode()).hexdigest()[:16]
+                                     "encoder": file_sha256(w)}, sort_keys=True).encode()).hexdigest()[:16]
     out = _cache_root() / f"rooms-{key}" / "data.npz"
     if out.exists():
         return out
     enc = ImageEncoder.from_pretrained(w, device="cpu")
-    data = build_room_segments(rooms, enc, frames, log=log, encoder_id=_file_sha256(w))
+    data = build_room_segments(rooms, enc, frames, log=log, encoder_id=file_sha256(w))
     data.save(out)
     log(f"wrote {out} ({len(data)} segments from {len(rooms)} rooms)")
     return out

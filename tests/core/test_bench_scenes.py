@@ -11,7 +11,7 @@ from core.bench.room_config import RoomConfig
 from core.bench.room_layout import boxes_overlap, footprint_corners, generate_layout
 from core.bench.splits import TEST_LIBRARIES, test_model_ids, training_libraries, training_model_ids
 from core.bench.suite import test_suite, training_configs
-from core.bench.taxonomy import CLASSES, FREQUENCY_ORDER, STRUCTURE_CLASSES, classify_entry, head_common_tail
+from core.bench.taxonomy import CLASSES, FREQUENCY_ORDER, classify_entry, head_common_tail
 from core.bench.trajectory import MAX_ANGULAR_SPEED, MAX_SPEED, camera_trajectory
 
 pytestmark = pytest.mark.skipif(TEST_LIBRARY not in library_files(),

@@ -8,7 +8,6 @@ classes, never seen in training; they are classified among every class of the te
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from core.models.compact import DEFAULT_WEIGHTS, ImageEncoder
 from core.semantics.text_encoder import TextEncoder

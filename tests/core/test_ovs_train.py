@@ -8,9 +8,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from ovs_tiny import TINY, D
+from ovs_tiny import ColourEncoder as TinyEncoder
+from torch_threads import one_torch_thread  # noqa: F401 - autouse: one torch thread
 
-from core.models.ovs import FusionConfig, OvsFusion, load_checkpoint
-from core.models.ovs.point_encoder import PointEncoderConfig
+from core.models.ovs import OvsFusion, load_checkpoint
 from core.train.ovs import SampleConfig, SegmentSampler, augment_points, build_parser, train
 from core.train.ovs_data import (
     TEXT_CLASSES,
@@ -21,34 +23,6 @@ from core.train.ovs_data import (
     structure_image,
     structure_points,
 )
-
-D = 32
-TINY = FusionConfig(dim=D, clip_dim=D, dino_dim=16, dino_proj=8, heads=4, mlp_ratio=1.0, mask_hidden=32,
-                    weight_hidden=32, point=PointEncoderConfig(dim=D, n_points=64, centroids=(16, 8),
-                                                               neighbours=(8, 4), widths=(16, 16, 32), hidden=32))
-
-
-from torch_threads import one_torch_thread  # noqa: F401 - autouse: one torch thread
-
-
-class TinyEncoder:
-    """Stand-in image encoder: colour statistics of the crop (under its mask) projected to D dims."""
-
-    space_id, dim, size = "all-MiniLM-L6-v2", D, 32
-
-    def __init__(self):
-        self.W = np.random.default_rng(5).normal(size=(6, D)).astype(np.float32)
-
-    def encode(self, crops, masks=None):
-        out = []
-        for i, c in enumerate(crops):
-            c = np.asarray(c, np.float32) / 255.0
-            m = np.ones(c.shape[:2], bool) if masks is None else np.asarray(masks[i], bool)
-            px = c[m] if m.any() else c.reshape(-1, 3)
-            out.append(np.r_[px.mean(0), px.std(0)] @ self.W)
-        e = np.stack(out)
-        return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-
 
 # ---------------------------------------------------------------------------------------- OBJ / MTL
 

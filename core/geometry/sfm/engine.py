@@ -10,9 +10,7 @@ input list, dropped_keyframes (int), voxel_size (float), timings (seconds per st
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -22,6 +20,7 @@ import torch
 from ...jobs import JobContext, JobError
 from ...scene import Cameras, SemanticScene
 from ..engine import Keyframe, Reconstruction
+from ..torch_threads import torch_threads
 from .colmap_sfm import SparseModel, run_sfm
 from .depth_filter import backproject, consistency_filter
 from .fusion import PointSet, scene_extent, statistical_outliers, voxel_downsample
@@ -52,16 +51,6 @@ class SfmSettings:
     partial_every: int = 4  # keyframes of dense depth between partial scenes
     device: str = "auto"  # torch device of the plane sweep: "auto" = CUDA when present
     seed: int = 0
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(max(1, n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class SfmEngine:
@@ -96,7 +85,7 @@ class SfmEngine:
         meta = {"engine": self.name, "settings": asdict(st)}
 
         t0 = time.perf_counter()
-        with _torch_threads(st.num_threads):
+        with torch_threads(st.num_threads):
             cloud = self._dense(sparse, ctx, cameras, meta)
         timings["dense"] = time.perf_counter() - t0
 

@@ -11,7 +11,6 @@ Weights are safetensors only (never pickles). The file's metadata holds ``config
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Dict, Optional, Union
@@ -19,6 +18,7 @@ from typing import Dict, Optional, Union
 import numpy as np
 import torch
 
+from ...hashing import file_sha256
 from .net import CompactConfig, CompactImageNet
 from .preprocess import ArrayOrList, preprocess
 
@@ -89,7 +89,7 @@ class ImageEncoder:
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         enc = cls(net, device, float(meta.get("logit_scale", 10.0)), float(meta.get("logit_bias", -10.0)), meta)
-        enc.weights_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()  # models trained on its outputs check it
+        enc.weights_sha256 = file_sha256(path)  # models trained on its outputs (OVS fusion) check it
         return enc
 
     @torch.no_grad()
