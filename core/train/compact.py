@@ -34,7 +34,10 @@ import torch
 from ..bench.splits import TEST_LIBRARIES
 from ..bench.taxonomy import CLASSES, STRUCTURE_CLASSES
 from ..models.compact.encoder import save_weights
-from ..models.compact.net import CompactConfig, CompactImageNet, SigmoidLoss
+from ..hashing import file_sha256
+from ..models.compact.encoder import load_trainable
+from ..models.pretrained.centernet import BACKBONE_WEIGHTS
+from ..models.compact.net import CompactConfig, SigmoidLoss, build_net
 from ..semantics.text_encoder import TextEncoder
 from .compact_aug import augment, augment_context, background_bank
 from .compact_data import CompactData, DataConfig, build_dataset, load_dataset
@@ -161,10 +164,11 @@ def train(args: argparse.Namespace, data: Optional[CompactData] = None, scene=No
     name_emb_np = te.encode_prompts(uniq, NAME_TEMPLATES)
     name_emb = {n: torch.from_numpy(name_emb_np[i]) for i, n in enumerate(uniq)}
 
-    cfg = CompactConfig(size=args.size)
-    net = CompactImageNet(cfg)
+    cfg = CompactConfig(size=args.size, backbone=args.backbone)
+    net = build_net(cfg)
     crit = SigmoidLoss()
-    params = list(net.parameters()) + list(crit.parameters())
+    params = [p for p in net.parameters() if p.requires_grad] + list(crit.parameters())
+    state = getattr(net, "trainable_state_dict", net.state_dict)  # a frozen shipped backbone is not saved
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.wd)
     total = args.epochs * args.steps
     warm = max(1, int(0.03 * total)) if not args.time_budget_min else args.warmup
@@ -189,12 +193,12 @@ def train(args: argparse.Namespace, data: Optional[CompactData] = None, scene=No
     ckpt = work / "checkpoint.pt"
     if args.init and not (args.resume and ckpt.exists()):
         st = torch.load(args.init, map_location="cpu", weights_only=True)
-        net.load_state_dict(st["net"])
+        load_trainable(net, st["net"], args.init)
         crit.load_state_dict(st["loss"])
         log(f"initialised from {args.init} (step {int(st['step'])}); fresh optimiser and schedule")
     if args.resume and ckpt.exists():
         st = torch.load(ckpt, map_location="cpu", weights_only=True)
-        net.load_state_dict(st["net"])
+        load_trainable(net, st["net"], ckpt)
         crit.load_state_dict(st["loss"])
         opt.load_state_dict(st["opt"])
         start_epoch, step, t_spent = int(st["epoch"]), int(st["step"]), float(st["seconds"])
@@ -260,12 +264,13 @@ def train(args: argparse.Namespace, data: Optional[CompactData] = None, scene=No
             train_class_acc=run_acc / max(n_acc, 1), t=crit.log_t.exp().item(), b=crit.b.item(),
             lr=lr_at(step, t_spent), seconds=round(t_spent, 1))
         tmp = work / "checkpoint.tmp.pt"
-        torch.save({"net": net.state_dict(), "loss": crit.state_dict(), "opt": opt.state_dict(), "epoch": epoch,
+        torch.save({"net": state(), "loss": crit.state_dict(), "opt": opt.state_dict(), "epoch": epoch,
                     "step": step, "seconds": t_spent, "torch_rng": torch.get_rng_state()}, tmp)
         os.replace(tmp, ckpt)
     out = Path(args.out) / args.name
     save_weights(net, out, crit.log_t.exp().item(), crit.b.item(),
-                 extra={"train_steps": step, "train_seconds": round(t_spent, 1), "batch": args.batch,
+                 extra={**({"backbone_sha256": file_sha256(BACKBONE_WEIGHTS)} if cfg.backbone == "centernet" else {}),
+                        "train_steps": step, "train_seconds": round(t_spent, 1), "batch": args.batch,
                         "data": json.dumps(dcfg.__dict__),
                         "command": "python -m core.train.compact " + " ".join(getattr(args, "argv", []))})
     log(f"wrote {out}", bytes=out.stat().st_size, seconds=round(t_spent, 1))
@@ -289,7 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--wd", type=float, default=0.05)
-    ap.add_argument("--size", type=int, default=96, help="input crop size")
+    ap.add_argument("--size", type=int, default=96, help="input crop size (a multiple of 32 for centernet)")
+    ap.add_argument("--backbone", default="resnet", choices=["resnet", "centernet"],
+                    help="resnet: small CNN from scratch; centernet: the shipped frozen COCO backbone + trained head")
     ap.add_argument("--alpha", type=float, default=0.3, help="class mass ~ (#objects)^alpha")
     ap.add_argument("--unlabelled-frac", type=float, default=0.15)
     ap.add_argument("--views", type=int, default=48, help="rendered views per labelled training model")

@@ -128,7 +128,7 @@ def _table(r: Dict) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m core.train.compact_eval", description=__doc__.split("\n")[0])
-    ap.add_argument("--weights", default=None, help="safetensors (default: the shipped compact_v3)")
+    ap.add_argument("--weights", default=None, help="safetensors (default: the shipped compact_v4)")
     ap.add_argument("--out", default=None, help="write the JSON report here")
     ap.add_argument("--modes", default="mask,nomask,masked")
     ap.add_argument("--templates", default=None, help="'|'-separated prompt templates (default: the benchmark's)")
@@ -149,7 +149,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     data = load_dataset(build_dataset(EVAL_DATA))
     te = TextEncoder()
     templates = a.templates.split("|") if a.templates else [PROMPT]
-    report = {"weights": str(a.weights or "compact_v3"), "data": EVAL_DATA.__dict__, "results": []}
+    report = {"weights": str(a.weights or "compact_v4"), "data": EVAL_DATA.__dict__, "results": []}
     counts: Dict[str, int] = {}
     for o in np.unique(data.obj):
         c = data.objects[o]["class"]

@@ -16,7 +16,7 @@ FIXTURE = Path(__file__).resolve().parents[1] / "data" / "compact_test_crops.npz
 
 
 def test_shipped_weights_small_and_safetensors():
-    assert DEFAULT_WEIGHTS.exists(), "core/models/compact/weights/compact_v3.safetensors is not shipped"
+    assert DEFAULT_WEIGHTS.exists(), "core/models/compact/weights/compact_v4.safetensors is not shipped"
     assert DEFAULT_WEIGHTS.stat().st_size < 30 * 2**20
     assert DEFAULT_WEIGHTS.read_bytes()[:8] != b"PK\x03\x04"  # not a (zip) pickle
 

@@ -1,6 +1,6 @@
 """``ImageEncoder``: the shipped compact image tower behind a numpy interface.
 
-``ImageEncoder.from_pretrained()`` loads ``weights/compact_v3.safetensors`` (committed
+``ImageEncoder.from_pretrained()`` loads ``weights/compact_v4.safetensors`` (committed
 in the repo, offline); ``encode(crops, masks)`` returns ``(B, 384)`` float32 rows in the
 all-MiniLM-L6-v2 text space, L2-normalised, comparable by cosine with
 :class:`core.semantics.text_encoder.TextEncoder` embeddings.
@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from ...hashing import file_sha256
-from .net import CompactConfig, CompactImageNet
+from .net import CompactConfig, CompactImageNet, build_net
 from .preprocess import ArrayOrList, preprocess
 
-__all__ = ["ImageEncoder", "DEFAULT_WEIGHTS", "save_weights", "SPACE_ID"]
+__all__ = ["ImageEncoder", "DEFAULT_WEIGHTS", "save_weights", "load_trainable", "SPACE_ID"]
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "compact_v3.safetensors"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "compact_v4.safetensors"
 SPACE_ID = "all-MiniLM-L6-v2"
 
 
@@ -33,8 +33,8 @@ def save_weights(net: CompactImageNet, path: Union[str, Path], logit_scale: floa
     """Write ``net`` as safetensors (fp16 by default) with its config in the metadata."""
     from safetensors.torch import save_file
 
-    sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu()
-          for k, v in net.state_dict().items()}
+    state = net.trainable_state_dict() if hasattr(net, "trainable_state_dict") else net.state_dict()
+    sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu() for k, v in state.items()}
     meta = {"config": json.dumps(net.cfg.to_dict()), "space_id": SPACE_ID, "logit_scale": str(float(logit_scale)),
             "logit_bias": str(float(logit_bias)), "format": "ov3r-compact-1"}
     meta.update({k: str(v) for k, v in (extra or {}).items()})
@@ -42,6 +42,15 @@ def save_weights(net: CompactImageNet, path: Union[str, Path], logit_scale: floa
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(sd, str(path), metadata=meta)
     return path
+
+
+def load_trainable(net: torch.nn.Module, sd: Dict[str, torch.Tensor], source: object = "") -> None:
+    """Load ``sd`` into ``net``; only a frozen shipped backbone (``backbone.*``) may be absent."""
+    missing, unexpected = net.load_state_dict(sd, strict=False)
+    missing = [k for k in missing if not k.startswith("backbone.")]
+    if missing or unexpected:
+        raise ValueError(f"{source}: weights do not fit the network (missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]})")
 
 
 class ImageEncoder:
@@ -71,7 +80,7 @@ class ImageEncoder:
 
     @classmethod
     def from_pretrained(cls, path: Union[str, Path, None] = None, device: Optional[str] = None) -> "ImageEncoder":
-        """Load safetensors weights (default: the shipped ``compact_v3``)."""
+        """Load safetensors weights (default: the shipped ``compact_v4``)."""
         from safetensors import safe_open
         from safetensors.torch import load_file
 
@@ -84,9 +93,9 @@ class ImageEncoder:
             raise ValueError(f"{path}: not an ov3r compact encoder (no 'config' metadata)")
         if meta.get("space_id", SPACE_ID) != SPACE_ID:
             raise ValueError(f"{path}: text space {meta.get('space_id')!r} != {SPACE_ID!r}")
-        net = CompactImageNet(CompactConfig.from_dict(json.loads(meta["config"])))
+        net = build_net(CompactConfig.from_dict(json.loads(meta["config"])))
         sd = load_file(str(path))
-        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+        load_trainable(net, {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, path)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         enc = cls(net, device, float(meta.get("logit_scale", 10.0)), float(meta.get("logit_bias", -10.0)), meta)
         enc.weights_sha256 = file_sha256(path)  # models trained on its outputs (OVS fusion) check it

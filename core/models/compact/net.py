@@ -4,7 +4,9 @@
 Input ``(B, 4, S, S)`` float: RGB normalised ``(x / 255 - 0.5) / 0.25`` and a mask
 channel (+1 object, -1 background, 0 everywhere when no mask is given); see
 :func:`core.models.compact.preprocess.preprocess`. Output ``(B, 384)`` L2-normalised.
-Random initialisation only: no pretrained weights are downloaded.
+Random initialisation only: no pretrained weights are downloaded. ``backbone="centernet"``
+selects :class:`core.models.compact.centernet_net.CenterNetCompactNet` instead (a frozen,
+shipped COCO detector backbone with a trained head): build nets with :func:`build_net`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CompactConfig", "CompactImageNet", "SigmoidLoss", "sigmoid_loss"]
+__all__ = ["CompactConfig", "CompactImageNet", "SigmoidLoss", "sigmoid_loss", "build_net"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class CompactConfig:
     blocks: Tuple[int, ...] = (2, 2, 2, 2)
     head_hidden: int = 512
     dim: int = 384
+    #: "resnet" (this module's CNN, random init) or "centernet" (frozen pretrained backbone + head)
+    backbone: str = "resnet"
 
     def to_dict(self) -> Dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -81,6 +85,17 @@ class CompactImageNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.head(self.features(x)), dim=-1)
+
+
+def build_net(cfg: CompactConfig) -> nn.Module:
+    """The network ``cfg.backbone`` names: ``forward((B, 4, S, S)) -> (B, dim)`` L2-normalised."""
+    if cfg.backbone == "centernet":
+        from .centernet_net import CenterNetCompactNet
+
+        return CenterNetCompactNet(cfg)
+    if cfg.backbone != "resnet":
+        raise ValueError(f"unknown compact backbone {cfg.backbone!r}")
+    return CompactImageNet(cfg)
 
 
 def sigmoid_loss(img: torch.Tensor, txt: torch.Tensor, t: torch.Tensor, b: torch.Tensor,

@@ -1,0 +1,1 @@
+"""Pretrained image backbones that ship with the project (converted from registry packages)."""
