@@ -186,3 +186,27 @@ def test_centernet_compact_net_saves_head_only_and_reloads(tmp_path):
     assert np.abs(enc.encode(z["crops"]) - emb).max() > 1e-3
     with pytest.raises(ValueError, match="multiple of 32"):
         build_net(CompactConfig(size=96 + 8, backbone="centernet"))
+
+
+def test_ensemble_merges_two_encoders_into_their_normalised_mean(tmp_path):
+    from core.models.compact.ensemble_net import EnsembleCompactNet, merge
+
+    torch.manual_seed(0)
+    cnn = build_net(CompactConfig(size=96)).eval()
+    pre = build_net(CompactConfig(size=64, backbone="centernet", head_hidden=32)).eval()
+    a = save_weights(cnn, tmp_path / "a.safetensors", 20.0, -8.0, half=False)
+    b = save_weights(pre, tmp_path / "b.safetensors", 10.0, -10.0, half=False)
+    out = merge(a, b, tmp_path / "ab.safetensors")
+    enc = ImageEncoder.from_pretrained(out, device="cpu")
+    assert isinstance(enc.net, EnsembleCompactNet)
+    assert (enc.logit_scale, enc.logit_bias) == (15.0, -9.0)
+    z = np.load(FIXTURE)
+    x64 = preprocess(z["crops"], z["masks"], 64)
+    with torch.no_grad():
+        e_cnn = cnn(F.interpolate(x64, size=(96, 96), mode="bilinear", align_corners=False, antialias=True))
+        ref = F.normalize(e_cnn + pre(x64), dim=-1).numpy()
+    emb = enc.encode(z["crops"], z["masks"])
+    np.testing.assert_allclose(emb, ref, atol=3e-3)  # the merged file is fp16
+    assert np.abs(emb - F.normalize(e_cnn, dim=-1).numpy()).max() > 0.05  # both members count
+    with pytest.raises(ValueError, match="merge"):
+        merge(b, a, tmp_path / "ba.safetensors")

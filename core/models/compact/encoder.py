@@ -45,9 +45,9 @@ def save_weights(net: CompactImageNet, path: Union[str, Path], logit_scale: floa
 
 
 def load_trainable(net: torch.nn.Module, sd: Dict[str, torch.Tensor], source: object = "") -> None:
-    """Load ``sd`` into ``net``; only a frozen shipped backbone (``backbone.*``) may be absent."""
+    """Load ``sd`` into ``net``; only a frozen shipped backbone (``[...].backbone.*``) may be absent."""
     missing, unexpected = net.load_state_dict(sd, strict=False)
-    missing = [k for k in missing if not k.startswith("backbone.")]
+    missing = [k for k in missing if not (k.startswith("backbone.") or ".backbone." in k)]
     if missing or unexpected:
         raise ValueError(f"{source}: weights do not fit the network (missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]})")

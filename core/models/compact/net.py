@@ -30,7 +30,8 @@ class CompactConfig:
     blocks: Tuple[int, ...] = (2, 2, 2, 2)
     head_hidden: int = 512
     dim: int = 384
-    #: "resnet" (this module's CNN, random init) or "centernet" (frozen pretrained backbone + head)
+    #: "resnet" (this module's CNN, random init), "centernet" (frozen pretrained backbone + head)
+    #: or "ensemble" (both, embeddings averaged: core.models.compact.ensemble_net)
     backbone: str = "resnet"
 
     def to_dict(self) -> Dict:
@@ -93,6 +94,10 @@ def build_net(cfg: CompactConfig) -> nn.Module:
         from .centernet_net import CenterNetCompactNet
 
         return CenterNetCompactNet(cfg)
+    if cfg.backbone == "ensemble":
+        from .ensemble_net import EnsembleCompactNet
+
+        return EnsembleCompactNet(cfg)
     if cfg.backbone != "resnet":
         raise ValueError(f"unknown compact backbone {cfg.backbone!r}")
     return CompactImageNet(cfg)
