@@ -43,7 +43,7 @@ class CenterNetCompactNet(nn.Module):
         if cfg.size % 32:
             raise ValueError(f"input size {cfg.size} must be a multiple of 32 for the centernet backbone")
         self.cfg = cfg
-        self.backbone = CenterNetBackbone()
+        self.backbone = CenterNetBackbone(outputs=tuple(POOLED))  # no class heatmap: unused here
         n = 2 * POOLED["e1"] + 2 * POOLED["head"] + POOLED["c11"]
         self.norm = nn.LayerNorm(n)
         self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(n, cfg.head_hidden), nn.GELU(),

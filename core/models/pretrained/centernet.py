@@ -103,7 +103,9 @@ def convert(source: Union[str, Path], out: Union[str, Path] = BACKBONE_WEIGHTS) 
 class CenterNetBackbone(nn.Module):
     """Frozen COCO detector features; see the module docstring for shapes."""
 
-    def __init__(self, path: Union[str, Path, None] = None) -> None:
+    def __init__(self, path: Union[str, Path, None] = None, outputs: Sequence[str] = tuple(OUTPUTS)) -> None:
+        """``outputs``: which of ``c11``, ``e1``, ``head``, ``keypoints`` to compute (the graph is
+        pruned to what they need)."""
         super().__init__()
         from safetensors import safe_open
         from safetensors.numpy import load_file
@@ -117,7 +119,7 @@ class CenterNetBackbone(nn.Module):
         if meta.get("format") != "ov3r-tfjs-graph-1":
             raise ValueError(f"{path}: not an ov3r TF.js graph file")
         weights = {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in load_file(str(path)).items()}
-        self.names = json.loads(meta["outputs"])
+        self.names = {k: v for k, v in json.loads(meta["outputs"]).items() if k in outputs}
         self.graph = TfGraph(json.loads(meta["nodes"]), weights, meta["input"], list(self.names.values()),
                              resize_to=json.loads(meta["resize_to"]))
         self.metadata = meta
@@ -131,6 +133,8 @@ class CenterNetBackbone(nn.Module):
     @torch.no_grad()
     def detect_classes(self, rgb255: torch.Tensor, top: int = 5) -> list:
         """``(B, 3, S, S) -> [[(coco class, peak heatmap score), ...] per image]`` (a sanity view)."""
+        if "keypoints" not in self.names:
+            raise ValueError("built without the 'keypoints' output")
         kp = self.forward(rgb255)["keypoints"].amax((2, 3))
         res = []
         for row in kp:

@@ -132,28 +132,34 @@ def _resize_bilinear_legacy(x: torch.Tensor, size: Tuple[int, int]) -> torch.Ten
     return out
 
 
+_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1, -1: 1}  # NHWC axis -> NCHW dim
+_ELEMENTWISE = {"Add": torch.add, "AddV2": torch.add, "Sub": torch.sub, "Mul": torch.mul}
+_UNARY = {"Relu": F.relu, "Relu6": F.relu6, "Sigmoid": torch.sigmoid, "Identity": lambda t: t}
+_CONVS = ("Conv2D", "_FusedConv2D", "DepthwiseConv2dNative", "FusedDepthwiseConv2dNative")
+
+
 class TfGraph(nn.Module):
     """``forward(x (B, C, H, W)) -> {output name: (B, C', H', W') tensor}`` for a pruned graph.
 
-    Float constants of rank >= 1 become parameters (convolution weights in torch layout),
-    scalars and int constants buffers. ``resize_to`` maps a ResizeBilinear node to the node
-    whose spatial size it must match (TF.js graphs bake the resize size for one input size).
+    Constants become (frozen) parameters, convolution weights in torch layout. Attributes and
+    the integer constants that only configure an op (reduction axes, concat axis, resize size)
+    are read once here, so ``forward`` only computes. ``resize_to`` maps a ResizeBilinear node
+    to the node whose spatial size it must match (TF.js graphs bake the size for one input size).
     """
 
     def __init__(self, nodes: Sequence[GraphNode], weights: Dict[str, np.ndarray], input_name: str,
                  outputs: Sequence[str], resize_to: Dict[str, str] | None = None) -> None:
         super().__init__()
-        self.nodes = prune(nodes, outputs)
+        kept = prune(nodes, outputs)
         self.input_name = input_name
         self.outputs = list(outputs)
-        self.resize_to = dict(resize_to or {})
         self.keys: Dict[str, str] = {}
         self.params = nn.ParameterDict()
         consumers: Dict[str, str] = {}
-        for n in self.nodes:
+        for n in kept:
             for i in n.get("input", []):
                 consumers.setdefault(i, n["op"])
-        for n in self.nodes:
+        for n in kept:
             if n["op"] != "Const":
                 continue
             name = n["name"]
@@ -167,74 +173,70 @@ class TfGraph(nn.Module):
                 t = t.permute(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw)
             elif arr.ndim == 4:  # HWIO -> OIHW
                 t = t.permute(3, 2, 0, 1)
-            self.params[key] = nn.Parameter(t.contiguous().float() if t.is_floating_point() else t.float(),
-                                            requires_grad=t.is_floating_point() and arr.ndim >= 1)
+            self.params[key] = nn.Parameter(t.contiguous().float(), requires_grad=t.is_floating_point() and arr.ndim >= 1)
+        self.steps = [self._compile(n, weights, dict(resize_to or {})) for n in kept if n["op"] != "Const"]
+
+    def _compile(self, n: GraphNode, weights: Dict[str, np.ndarray], resize_to: Dict[str, str]) -> Tuple:
+        """One node -> ``(name, op, data inputs, static arguments)``."""
+        op, name = n["op"], n["name"]
+        ins = [i for i in n.get("input", []) if not i.startswith("^")]
+        args: Dict = {}
+        if op in _CONVS:
+            fused = _attr(n, "fused_ops", []) or []
+            unknown = [f for f in fused if f not in ("BiasAdd", "Relu", "Relu6")]
+            if unknown:
+                raise NotImplementedError(f"{name}: fused op {unknown[0]}")
+            args = {"stride": tuple(_attr(n, "strides", [1, 1, 1, 1])[1:3]),
+                    "dilation": tuple((_attr(n, "dilations", [1, 1, 1, 1]) or [1, 1, 1, 1])[1:3]),
+                    "same": _attr(n, "padding", "VALID") == "SAME", "depthwise": "Depthwise" in op,
+                    "bias": "BiasAdd" in fused, "act": [_UNARY[f] for f in fused if f != "BiasAdd"]}
+            ins = ins[:3] if args["bias"] else ins[:2]
+        elif op == "Mean":
+            axes = np.atleast_1d(weights[ins[1]]).tolist()
+            args = {"dims": [_NCHW_AXIS[int(a)] for a in axes], "keep": bool(_attr(n, "keep_dims", False))}
+            ins = ins[:1]
+        elif op == "ConcatV2":
+            args = {"dim": _NCHW_AXIS[int(np.asarray(weights[ins[-1]]).item())]}
+            ins = ins[:-1]
+        elif op == "ResizeBilinear":
+            args = {"like": resize_to.get(name), "size": tuple(int(v) for v in np.asarray(weights[ins[1]]).ravel())}
+            ins = ins[:1]
+        elif op not in _ELEMENTWISE and op not in _UNARY and op != "Placeholder":
+            raise NotImplementedError(f"{name}: op {op}")
+        return name, op, ins, args
 
     def const(self, name: str) -> torch.Tensor:
         return self.params[self.keys[name]]
 
-    def _conv(self, n: GraphNode, x: torch.Tensor, w: torch.Tensor, depthwise: bool) -> torch.Tensor:
-        s = _attr(n, "strides", [1, 1, 1, 1])[1:3]
-        d = (_attr(n, "dilations", [1, 1, 1, 1]) or [1, 1, 1, 1])[1:3]
-        k = tuple(w.shape[2:])
-        if _attr(n, "padding", "VALID") == "SAME":
-            x = _same_pad(x, k, tuple(s), tuple(d))
-        return F.conv2d(x, w, stride=tuple(s), dilation=tuple(d), groups=x.shape[1] if depthwise else 1)
-
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         vals: Dict[str, torch.Tensor] = {}
-        for n in self.nodes:
-            op, name = n["op"], n["name"]
-            ins = [i for i in n.get("input", []) if not i.startswith("^")]
 
-            def v(i: int) -> torch.Tensor:
-                key = ins[i]
-                return self.const(key) if key in self.keys else vals[key]
+        def get(key: str) -> torch.Tensor:
+            return self.const(key) if key in self.keys else vals[key]
 
-            if op == "Const":
-                continue
+        for name, op, ins, a in self.steps:
             if op == "Placeholder":
                 y = x
-            elif op in ("Conv2D", "_FusedConv2D", "DepthwiseConv2dNative", "FusedDepthwiseConv2dNative"):
-                y = self._conv(n, v(0), v(1), depthwise="Depthwise" in op)
-                fused = _attr(n, "fused_ops", []) or []
-                if "BiasAdd" in fused:
-                    y = y + v(2).view(1, -1, 1, 1)
-                for f in fused:
-                    if f == "Relu":
-                        y = F.relu(y)
-                    elif f == "Relu6":
-                        y = F.relu6(y)
-                    elif f not in ("BiasAdd",):
-                        raise NotImplementedError(f"{name}: fused op {f}")
-            elif op in ("Add", "AddV2"):
-                y = v(0) + v(1)
-            elif op == "Sub":
-                y = v(0) - v(1)
-            elif op == "Mul":
-                y = v(0) * v(1)
-            elif op == "Relu":
-                y = F.relu(v(0))
-            elif op == "Relu6":
-                y = F.relu6(v(0))
-            elif op == "Sigmoid":
-                y = torch.sigmoid(v(0))
-            elif op == "Identity":
-                y = v(0)
+            elif op in _CONVS:
+                inp, w = get(ins[0]), get(ins[1])
+                if a["same"]:
+                    inp = _same_pad(inp, tuple(w.shape[2:]), a["stride"], a["dilation"])
+                y = F.conv2d(inp, w, stride=a["stride"], dilation=a["dilation"],
+                             groups=inp.shape[1] if a["depthwise"] else 1)
+                if a["bias"]:
+                    y = y + get(ins[2]).view(1, -1, 1, 1)
+                for act in a["act"]:
+                    y = act(y)
+            elif op in _ELEMENTWISE:
+                y = _ELEMENTWISE[op](get(ins[0]), get(ins[1]))
+            elif op in _UNARY:
+                y = _UNARY[op](get(ins[0]))
             elif op == "Mean":
-                axes = [int(a) for a in np.atleast_1d(self.const(ins[1]).detach().cpu().numpy())]
-                nchw = {0: 0, 1: 2, 2: 3, 3: 1}
-                y = v(0).mean(dim=[nchw[a] for a in axes], keepdim=bool(_attr(n, "keep_dims", False)))
+                y = get(ins[0]).mean(dim=a["dims"], keepdim=a["keep"])
             elif op == "ConcatV2":
-                axis = int(self.const(ins[-1]).item())
-                y = torch.cat([v(i) for i in range(len(ins) - 1)], dim={0: 0, 1: 2, 2: 3, 3: 1, -1: 1}[axis])
-            elif op == "ResizeBilinear":
-                if name in self.resize_to:
-                    size = tuple(vals[self.resize_to[name]].shape[2:])
-                else:
-                    size = tuple(int(s) for s in self.const(ins[1]).detach().cpu().numpy())
-                y = _resize_bilinear_legacy(v(0), size)
-            else:
-                raise NotImplementedError(f"{name}: op {op}")
+                y = torch.cat([get(i) for i in ins], dim=a["dim"])
+            else:  # ResizeBilinear
+                size = tuple(vals[a["like"]].shape[2:]) if a["like"] else a["size"]
+                y = _resize_bilinear_legacy(get(ins[0]), size)
             vals[name] = y
         return {o: vals[o] for o in self.outputs}
