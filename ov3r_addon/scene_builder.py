@@ -14,6 +14,7 @@ import bpy
 import numpy as np
 
 from ..core.scene import SUFFIX, SemanticScene
+from ..core.semantics.query import recorded_threshold
 from . import blend_storage, camera_path, point_cloud, point_display
 
 FRAME_START = 1
@@ -77,9 +78,8 @@ def build_scene(
 
 
 def _default_threshold(obj: bpy.types.Object, metadata: dict) -> None:
-    """The image encoder's own decision threshold (if the scene records one) as the query default."""
-    enc = (metadata.get("models") or {}).get("image_encoder")
-    thr = enc.get("threshold") if isinstance(enc, dict) else None
+    """The threshold the scene records for its descriptors (if any) as the query default."""
+    thr = recorded_threshold(metadata)
     scan = getattr(obj, "ov3r_scan", None)
     if thr is not None and scan is not None and "threshold" not in scan.keys():
         scan["threshold"] = float(min(max(thr, -1.0), 1.0))

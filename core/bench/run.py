@@ -1,7 +1,7 @@
 """``ov3r bench``: run an engine on benchmark scenes, print a markdown table (and JSON).
 
 ``--scenes`` takes rendered scene folders, folders of them, scene config JSON files, or
-``suite`` (the standard test suite); configs are rendered once and cached by hash
+``suite`` (the standard test suite), ``validation`` (the ``val_*`` rooms for choosing settings); configs are rendered once and cached by hash
 (:func:`core.bench.suite.cached_scene`). ``--engine`` is any geometry engine of
 ``core.geometry`` (``sfm``, ...), ``gt`` (an oracle returning a subsample of the GT
 cloud and GT cameras: checks the bench itself, scores ~perfect) or ``gt-geometry``
@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .room_config import load_config
-from .suite import cached_scene, load_scene, test_suite
+from .suite import cached_scene, load_scene, test_suite, validation_configs
 
 __all__ = ["main", "resolve_scenes", "evaluate_scene"]
 
@@ -37,6 +37,9 @@ def resolve_scenes(items: Sequence[str]) -> List[Path]:
     for s in items:
         if s == "suite":
             out += [cached_scene(c) for c in test_suite()]
+            continue
+        if s == "validation":  # val_* rooms: for choosing settings, never the test suite
+            out += [cached_scene(c) for c in validation_configs()]
             continue
         p = Path(s)
         if p.is_file() and p.suffix == ".json":
@@ -140,7 +143,7 @@ def _markdown(rows: List[Dict], cols: Sequence[str]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="ov3r bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--scenes", nargs="+", default=["suite"], help="scene folders, config JSONs, or 'suite'")
+    p.add_argument("--scenes", nargs="+", default=["suite"], help="scene folders, config JSONs, 'suite' or 'validation'")
     p.add_argument("--engine", default="sfm", help="geometry engine name, or 'gt' (oracle)")
     p.add_argument("--semantics", default="compact", choices=["compact", "openclip", "none"],
                    help="image encoder of the semantics stage (none: geometry only)")

@@ -3,6 +3,9 @@
 - :func:`test_suite`: 5 fixed rooms (living, bedroom, kitchen, office, mixed L-shaped),
   all furniture from the test library ``BlendSwap-CC-0`` (:mod:`core.bench.splits`).
 - :func:`training_configs`: any number of random rooms from the training libraries.
+- :func:`validation_configs`: rooms for choosing settings without looking at the test suite:
+  training libraries, another seed than the training rooms, named ``val_*`` (no training set
+  reads them: those take ``train_*`` rooms).
 - :func:`cached_scene`: render once per config hash under ``$OV3R_CACHE/bench/<hash>``
   (default ``~/.cache/ov3r/bench/<hash>``), written to a temp folder and renamed into place.
 
@@ -26,7 +29,7 @@ import numpy as np
 from .room_config import RoomConfig, config_hash
 from .splits import TEST_LIBRARIES, training_libraries
 
-__all__ = ["test_suite", "training_configs", "cache_root", "cached_scene", "scene_dir", "load_scene"]
+__all__ = ["test_suite", "training_configs", "validation_configs", "cache_root", "cached_scene", "scene_dir", "load_scene"]
 
 _SUITE = [
     dict(name="test_living", seed=101, room_type="living", room_width=5.6, room_depth=4.4, shape="rect",
@@ -66,6 +69,37 @@ def training_configs(n: int, seed: int = 0, **overrides) -> List[RoomConfig]:
                   trajectory=str(rng.choice(["walk_loop", "walk_scan"])))
         kw.update(overrides)
         out.append(RoomConfig(**kw))
+    return out
+
+
+VALIDATION_SEED = 1  # the training rooms use seed 0
+
+
+def validation_configs(n: int = 8, **overrides) -> List[RoomConfig]:
+    """The first ``n`` validation rooms whose layout generates (320x240, 40 frames at 4 fps).
+
+    Random rooms like :func:`training_configs` (training libraries: the furniture models may have
+    been seen in training, the rooms have not) with seed ``VALIDATION_SEED`` and names ``val_<i>``,
+    so that no training set picks them up. For settings that must not be chosen on the test suite.
+    """
+    from .room_layout import generate_layout
+
+    kw = dict(width=320, height=240, frames=40, fps=4.0, samples=8, gt_points=120_000)
+    kw.update(overrides)
+    out: List[RoomConfig] = []
+    m = n
+    while len(out) < n:
+        out = []
+        for i, c in enumerate(training_configs(m, VALIDATION_SEED, **kw)):
+            c = c.replace(name=f"val_{i}")
+            try:
+                generate_layout(c)
+            except (ValueError, RuntimeError):
+                continue
+            out.append(c)
+            if len(out) == n:
+                break
+        m += 2
     return out
 
 
@@ -122,6 +156,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--training", type=int, default=None, metavar="N",
                    help="render the first N training rooms instead (training libraries only; the rooms "
                         "`ov3r train clip3r --rooms N` and the OVS / compact room data use: 224x168, 40 frames)")
+    p.add_argument("--validation", type=int, default=None, metavar="N",
+                   help="render the first N validation rooms instead (val_*: training libraries, unseen "
+                        "rooms, 320x240, 40 frames; for choosing settings without the test suite)")
     a = p.parse_args(argv)
     ov = {k: v for k, v in dict(frames=a.frames, width=a.width, height=a.height, samples=a.samples).items()
           if v is not None}
@@ -130,6 +167,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from ..train.clip3r_data import Clip3rDataConfig, room_configs
 
         cfgs = room_configs(Clip3rDataConfig(rooms=a.training, **ov))
+    elif a.validation:
+        cfgs = validation_configs(a.validation, **ov)
     else:
         cfgs = test_suite(**ov)
     for cfg in cfgs:

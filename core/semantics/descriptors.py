@@ -2,8 +2,14 @@
 
 As in the paper's 2D-3D OVS, a mask is described by its own crop, not by the whole image:
 a square crop around the mask's bounding box (plus a margin), resized to the encoder's
-input size, with the background outside the mask filled with grey. The crop and its mask
-both go to the encoder (``ImageEncoder.encode(crops, masks)``), which may use the mask.
+input size. The crop and its mask both go to the encoder (``ImageEncoder.encode(crops,
+masks)``), which may use the mask. Crop kinds (``CROPS``):
+
+- ``"masked"``: 10 % margin, the background outside the mask filled with grey (the object
+  alone);
+- ``"context"``: 25 % margin, the surroundings kept (the mask says which part is the object:
+  a bed's headboard is easier to name with the mattress beside it);
+- ``"both"``: the normalised sum of the two descriptors (two encoder passes).
 """
 
 from __future__ import annotations
@@ -15,6 +21,18 @@ import cv2
 import numpy as np
 
 GREY = 127
+CROP_KINDS = {"masked": (0.1, "grey"), "context": (0.25, "keep")}  # kind -> (margin, background)
+CROPS = ("masked", "context", "both")
+DEFAULT_CROP = "context"  # chosen on the validation rooms (BENCHMARKS.md); fusion weights record their own
+
+
+def crop_kinds(crop: str) -> list[tuple[float, str]]:
+    """(margin, background) of each crop whose descriptors ``crop`` (one of ``CROPS``) sums."""
+    if crop == "both":
+        return [CROP_KINDS["masked"], CROP_KINDS["context"]]
+    if crop not in CROP_KINDS:
+        raise ValueError(f"unknown crop {crop!r}; use one of {', '.join(CROPS)}")
+    return [CROP_KINDS[crop]]
 
 
 class ImageEncoder(Protocol):
@@ -56,13 +74,27 @@ def mask_crops(image: np.ndarray, masks: Sequence[np.ndarray], size: int = 224, 
     return crops, cmasks
 
 
+def normalise(d: np.ndarray) -> np.ndarray:
+    """Rows of ``d`` (K,D) scaled to unit length (float32)."""
+    d = np.asarray(d, np.float32)
+    return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+
+
+def encode_crops(encoder: ImageEncoder, crops: np.ndarray, masks: np.ndarray | None, batch: int = 32) -> np.ndarray:
+    """crops (K,S,S,3) uint8, masks (K,S,S) bool or None -> (K,D) L2-normalised, in batches."""
+    if len(crops) == 0:
+        return np.zeros((0, encoder.dim), np.float32)
+    out = [np.asarray(encoder.encode(crops[i:i + batch], None if masks is None else masks[i:i + batch]), np.float32)
+           for i in range(0, len(crops), batch)]
+    return normalise(np.concatenate(out))
+
+
 def mask_descriptors(image: np.ndarray, masks: Sequence[np.ndarray], encoder: ImageEncoder, size: int = 224,
-                     margin: float = 0.1, batch: int = 32) -> np.ndarray:
-    """(K,D) float32 L2-normalised descriptors of ``masks`` (K x (H,W) bool) in ``image`` (H,W,3)."""
+                     crop: str = "masked", batch: int = 32) -> np.ndarray:
+    """(K,D) float32 L2-normalised descriptors of ``masks`` (K x (H,W) bool) in ``image`` (H,W,3);
+    ``crop``: one of ``CROPS``."""
     if len(masks) == 0:
         return np.zeros((0, encoder.dim), np.float32)
-    crops, cm = mask_crops(image, masks, size, margin)
-    out = [np.asarray(encoder.encode(crops[i:i + batch], cm[i:i + batch]), np.float32)
-           for i in range(0, len(crops), batch)]
-    d = np.concatenate(out)
-    return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+    d = sum(encode_crops(encoder, *mask_crops(image, masks, size, margin, bg), batch)
+            for margin, bg in crop_kinds(crop))
+    return normalise(d)

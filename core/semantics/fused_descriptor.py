@@ -81,6 +81,7 @@ class FusedDescriber:
         self.meta = ck.metadata
         self.space_id = ck.metadata.get("space_id")
         self.encoder_sha256 = ck.metadata.get("encoder_sha256")  # the image encoder it was trained on
+        self.crop = ck.metadata.get("crop", "masked")  # the mask crops of its training descriptors
         self.sha256 = file_sha256(self.weights)
         trained = json.loads(ck.metadata.get("trained_paths", '["clip_inst", "clip_scene", "points", "dino"]'))
         self.dino_trained = "dino" in trained
@@ -213,7 +214,9 @@ class FusedDescriber:
         except (KeyError, ValueError):
             pass
         out = {"kind": "ovs_fusion", "weights": self.weights.name, "sha256": self.sha256, "paths": paths,
-               "dino": self.dino_status, "space": self.space_id}
+               "dino": self.dino_status, "space": self.space_id, "crop": self.crop}
         if thr is not None:
             out["threshold"] = thr  # sigmoid(t cos + b) = 0.5 for the fused descriptor
+        if "other_threshold" in self.meta:  # calibrated on the validation rooms (core.bench.other_threshold)
+            out["other_threshold"] = float(self.meta["other_threshold"])
         return out

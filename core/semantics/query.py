@@ -119,12 +119,23 @@ def label_scene(scene: SemanticScene, vocab: Sequence[str], threshold: float | N
     return scene
 
 
-def default_threshold(scene: SemanticScene) -> float:
-    """The image encoder's own decision threshold (metadata["models"]["image_encoder"]["threshold"],
-    where its sigmoid calibration is 0.5) or DEFAULT_THRESHOLD."""
-    enc = (scene.metadata.get("models") or {}).get("image_encoder")
+def recorded_threshold(metadata: dict) -> float | None:
+    """The "other" threshold the scene's metadata records for its descriptors: the fused
+    descriptor's, calibrated on the validation rooms (["models"]["descriptor"]["other_threshold"],
+    ``core.bench.other_threshold``), else the image encoder's own decision threshold
+    (["models"]["image_encoder"]["threshold"], where its sigmoid is 0.5); None when neither."""
+    models = metadata.get("models") or {}
+    desc, enc = models.get("descriptor"), models.get("image_encoder")
+    if isinstance(desc, dict) and desc.get("other_threshold") is not None:
+        return float(desc["other_threshold"])
     thr = enc.get("threshold") if isinstance(enc, dict) else None
-    return float(thr) if thr is not None else DEFAULT_THRESHOLD
+    return float(thr) if thr is not None else None
+
+
+def default_threshold(scene: SemanticScene) -> float:
+    """``recorded_threshold(scene.metadata)``, else DEFAULT_THRESHOLD."""
+    thr = recorded_threshold(scene.metadata)
+    return thr if thr is not None else DEFAULT_THRESHOLD
 
 
 def text_encoder_for(scene: SemanticScene, openclip: dict | None = None) -> TextEncoderLike:

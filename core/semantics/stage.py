@@ -52,6 +52,7 @@ class SemanticsSettings:
     openclip_config: str | None = None  # JSON architecture for models open_clip does not ship
     max_side: int = 320  # resolution of the depth renders and the classical segmenter
     crop_size: int = 224  # crops for encoders that do not say their input size (``encoder.size``)
+    crop: str | None = None  # descriptors.CROPS; None: the fusion's training crop, else DEFAULT_CROP
     lift: Any = None  # lifting.LiftSettings; None = defaults
     descriptor: str | None = None  # "mean" | "fused"; None: fused when OVS weights exist (else mean)
     ovs_weights: str | None = None  # other OVS fusion weights than the shipped ones
@@ -62,7 +63,7 @@ class SemanticsSettings:
         """Settings for ``encoder``; SAM / open_clip checkpoints from OV3R_SAM_CHECKPOINT,
         OV3R_SAM_MODEL_TYPE, OV3R_OPENCLIP_MODEL, OV3R_OPENCLIP_CHECKPOINT, OV3R_OPENCLIP_CONFIG,
         OV3R_COMPACT_WEIGHTS, OV3R_DESCRIPTOR ("mean" | "fused"), OV3R_OVS_WEIGHTS,
-        OV3R_DINO_CHECKPOINT when set."""
+        OV3R_DINO_CHECKPOINT, OV3R_CROP when set."""
         s = SemanticsSettings(encoder=encoder)
         s.sam_checkpoint = os.environ.get("OV3R_SAM_CHECKPOINT") or None
         if s.sam_checkpoint:
@@ -75,6 +76,7 @@ class SemanticsSettings:
         s.descriptor = os.environ.get("OV3R_DESCRIPTOR") or None
         s.ovs_weights = os.environ.get("OV3R_OVS_WEIGHTS") or None
         s.dino_checkpoint = os.environ.get("OV3R_DINO_CHECKPOINT") or None
+        s.crop = os.environ.get("OV3R_CROP") or None
         return s
 
 
@@ -140,7 +142,7 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
     capture: a dict that receives the intermediate results ("lift", "frame_features",
     "mean_descriptor", "describer", "segment_inputs") for ablations.
     """
-    from .descriptors import mask_descriptors
+    from .descriptors import DEFAULT_CROP, crop_kinds, mask_descriptors
     from .lifting import lift_into_scene
     from .projection import point_spacing, render_depth, scale_intrinsics
 
@@ -157,6 +159,9 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
         fd, mean_reason = (fused, "") if why is None else (None, why)
     else:
         fd, mean_reason = make_fused_describer(st, encoder, describe)
+    # the crop the fusion was trained on (its inputs must look like its training data)
+    crop = st.crop or (fd.crop if fd is not None else DEFAULT_CROP)
+    crop_kinds(crop)  # an unknown crop fails before the first keyframe
     frame_feats: list[dict] = []
     spacing = spacing if spacing is not None else point_spacing(scene.points)
     frame_masks: list[list[np.ndarray]] = []
@@ -181,7 +186,7 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
         if describe is not None:
             frame_desc.append(describe(f, img, masks))
         elif encoder is not None:
-            frame_desc.append(mask_descriptors(img, masks, encoder, int(getattr(encoder, "size", st.crop_size))))
+            frame_desc.append(mask_descriptors(img, masks, encoder, int(getattr(encoder, "size", st.crop_size)), crop))
             if fd is not None:
                 frame_feats.append(fd.frame_features(img, masks, encoder))
         ctx.progress("semantics: segments", f + 1, M)
@@ -206,7 +211,8 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
     models = dict(meta.get("models") or {})
     models["segmenter"] = getattr(segmenter, "name", type(segmenter).__name__)
     if encoder is not None:
-        models["image_encoder"] = {"kind": st.encoder, "class": type(encoder).__name__, "space": encoder.space_id}
+        models["image_encoder"] = {"kind": st.encoder, "class": type(encoder).__name__, "space": encoder.space_id,
+                                   "crop": crop}
         scale, bias = getattr(encoder, "logit_scale", None), getattr(encoder, "logit_bias", None)
         if scale:  # sigmoid(scale * cos + bias) = 0.5: the encoder's own label threshold
             models["image_encoder"]["threshold"] = float(-bias / scale)

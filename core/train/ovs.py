@@ -61,6 +61,7 @@ from ..models.ovs import (
     distill_loss,
     estimate_normals,
 )
+from ..semantics.descriptors import CROPS, DEFAULT_CROP
 from .ovs_data import TEXT_CLASSES, OvsData, structure_points
 
 __all__ = [
@@ -432,7 +433,8 @@ def _train(args: argparse.Namespace, work: Path, log_f, data: OvsData | None, fu
     if data is None:
         from .ovs_data import OvsDataConfig, load_ovs_data, prepare_ovs_data
 
-        data_path = prepare_ovs_data(OvsDataConfig(n_points=args.data_points), args.compact_weights, log=log)
+        data_path = prepare_ovs_data(OvsDataConfig(n_points=args.data_points, crop=args.crop), args.compact_weights,
+                                     log=log)
         data = load_ovs_data(data_path)
     from ..bench.splits import TEST_LIBRARIES
 
@@ -450,7 +452,7 @@ def _train(args: argparse.Namespace, work: Path, log_f, data: OvsData | None, fu
     if rooms is None and args.rooms and data_path is not None:  # a real run (tests pass their data)
         from .ovs_rooms import load_room_segments, prepare_room_segments
 
-        rooms_path = prepare_room_segments(compact_weights=args.compact_weights, log=log)
+        rooms_path = prepare_room_segments(compact_weights=args.compact_weights, log=log, crop=args.crop)
         rooms = load_room_segments(rooms_path) if rooms_path else None
     tr_r = val_r = None
     if rooms is not None and len(rooms):
@@ -643,7 +645,7 @@ def _train(args: argparse.Namespace, work: Path, log_f, data: OvsData | None, fu
              "dino": "untrained: no DINOv2 checkpoint was available; never feed DINO features to these weights",
              "text_classes": list(TEXT_CLASSES), "prompt": "This is a photo of a {}",
              "clip_slot": f"compact image encoder ({enc_path.stem}) features in the CLIP3R slot",
-             "encoder_sha256": file_sha256(enc_path),
+             "encoder_sha256": file_sha256(enc_path), "crop": args.crop,
              "steps_a": int(a_done["step"]), "steps_b": int(state["step"] - int(a_done["step"])),
              "batch_b": args.batch_b, "kept_step": best_step if best_step is not None else state["step"], "point_encoder_in_stage_b": "frozen (point bank)" if frozen else "trained",
              "train_seconds": round(state["seconds"], 1), "batch": args.batch, "seed": args.seed,
@@ -676,6 +678,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--compact-weights", default=None,
                     help="image encoder whose descriptors fill the CLIP3R slot (default: the shipped compact one); "
                          "must be the encoder the semantics stage will use with these weights")
+    ap.add_argument("--crop", default=DEFAULT_CROP, choices=CROPS,
+                    help="mask crops of the image descriptors (the semantics stage then uses the same with "
+                         "these weights)")
     ap.add_argument("--lr-a", type=float, default=1e-3)
     ap.add_argument("--lr-b", type=float, default=3e-4)
     ap.add_argument("--pe-lr-mult", type=float, default=0.0,

@@ -13,9 +13,10 @@ of the compact encoder's render set (:mod:`core.train.compact_data`, already cac
 - **2D features** of each rendered view, by the compact image encoder (same 384-d
   all-MiniLM-L6-v2 space as the stage's descriptors). **The compact encoder fills the CLIP3R
   slot until CLIP3R (issue 6) exists**:
-  ``inst`` = the masked crop exactly as the semantics stage makes it
-  (:func:`core.semantics.descriptors.mask_crops`: square crop, 10 % margin, grey outside the
-  mask, the mask given to the encoder); ``inst_aug`` = the same after a random background, an
+  ``inst`` = the mask crop exactly as the semantics stage makes it
+  (:func:`core.semantics.descriptors.mask_crops`, ``OvsDataConfig.crop``: "masked" = square
+  crop, 10 % margin, grey outside the mask; "context" = 25 % margin, surroundings kept; the
+  mask given to the encoder); ``inst_aug`` = the same after a random background, an
   occluder, colour jitter and a slightly wrong mask (what real segments look like);
   ``scene`` = the whole image of the object placed small in a cluttered "room-like" canvas,
   without mask (the stand-in for a keyframe's full-image descriptor).
@@ -305,17 +306,21 @@ def _wrong_mask(m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def encode_views(rgba: np.ndarray, encoder, rng: np.random.Generator, pool: np.ndarray | None = None,
-                 batch: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 batch: int = 256, crop: str = "masked") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Descriptors of RGBA renders ``(V, R, R, 4) uint8`` (alpha = mask) -> ``inst``, ``inst_aug``,
     ``scene`` each ``(V, D) float32`` (see the module docstring). ``pool``: other renders for
-    backgrounds, occluders and clutter."""
-    from ..semantics.descriptors import GREY, mask_crops
+    backgrounds, occluders and clutter; ``crop``: the mask crops' kind, as the semantics stage's
+    (:data:`core.semantics.descriptors.CROPS`)."""
+    from ..semantics.descriptors import GREY, crop_kinds, encode_crops, mask_crops, normalise
     from .compact_aug import random_background
 
     V, R = len(rgba), rgba.shape[1]
     size = int(getattr(encoder, "size", 96))
     pool = pool if pool is not None and len(pool) else rgba
-    crops, cmasks, kinds, scenes = [], [], [], []
+    kinds = crop_kinds(crop)
+    crops: list[list[np.ndarray]] = [[] for _ in kinds]  # per crop kind: clean, augmented, clean, ...
+    cmasks: list[list[np.ndarray]] = [[] for _ in kinds]
+    scenes = []
     for i in range(V):
         x = rgba[i].astype(np.float32) / 255.0
         a = x[..., 3:]
@@ -323,9 +328,10 @@ def encode_views(rgba: np.ndarray, encoder, rng: np.random.Generator, pool: np.n
         if m.sum() < 4:
             m = np.ones_like(m)
         clean = (x[..., :3] * a + GREY / 255.0 * (1 - a)) * 255
-        c, cm = mask_crops(clean.astype(np.uint8), [m], size, 0.1)
-        crops.append(c[0])
-        cmasks.append(cm[0])
+        for j, (margin, bg) in enumerate(kinds):
+            c, cm = mask_crops(clean.astype(np.uint8), [m], size, margin, bg)
+            crops[j].append(c[0])
+            cmasks[j].append(cm[0])
         # augmented instance crop: background, occluder, jitter, imperfect mask
         img = x[..., :3] * a + random_background(rng, R, pool) * (1 - a)
         vis = m.copy()
@@ -340,9 +346,10 @@ def encode_views(rgba: np.ndarray, encoder, rng: np.random.Generator, pool: np.n
         img = _jitter(img, rng)
         if rng.uniform() < 0.5:
             vis = _wrong_mask(vis, rng)
-        c, cm = mask_crops((img * 255).astype(np.uint8), [vis], size, 0.1)
-        crops.append(c[0])
-        cmasks.append(cm[0])
+        for j, (margin, bg) in enumerate(kinds):
+            c, cm = mask_crops((img * 255).astype(np.uint8), [vis], size, margin, bg)
+            crops[j].append(c[0])
+            cmasks[j].append(cm[0])
         # scene-level image: the object small among clutter on a room-like background
         canvas = random_background(rng, pool.shape[1], pool)
         for _ in range(int(rng.integers(1, 4))):
@@ -350,10 +357,7 @@ def encode_views(rgba: np.ndarray, encoder, rng: np.random.Generator, pool: np.n
                    rng.uniform(0, 1))
         _paste(canvas, rgba[i], rng.uniform(0.3, 0.8), rng.uniform(0.35, 0.75), rng.uniform(0.2, 0.8))
         scenes.append((_jitter(canvas, rng) * 255).astype(np.uint8))
-        kinds.append(i)
-    crops_a, cm_a = np.stack(crops), np.stack(cmasks)
-    inst = np.concatenate([encoder.encode(crops_a[j:j + batch], cm_a[j:j + batch])
-                           for j in range(0, len(crops_a), batch)])
+    inst = normalise(sum(encode_crops(encoder, np.stack(c), np.stack(cm), batch) for c, cm in zip(crops, cmasks)))
     scene_a = np.stack(scenes)
     scene = np.concatenate([encoder.encode(scene_a[j:j + batch], None) for j in range(0, len(scene_a), batch)])
     return inst[0::2].astype(np.float32), inst[1::2].astype(np.float32), scene.astype(np.float32)
@@ -507,10 +511,13 @@ class OvsDataConfig:
     struct_images: int = 96
     seed: int = 0
     textures: bool = True
+    crop: str = "masked"  # core.semantics.descriptors.CROPS: how the views' mask crops are cut
     compact: DataConfig = field(default_factory=lambda: DataConfig("train", 48, 8, 128, 0))
 
     def key(self, render_key: str, encoder_sha: str) -> str:
         d = asdict(self)
+        if d["crop"] == "masked":  # the crop before it was a setting: keys of existing caches stay
+            del d["crop"]
         h = hashlib.sha256(json.dumps({"v": DATA_VERSION, "cfg": d, "renders": render_key, "encoder": encoder_sha},
                                       sort_keys=True).encode())
         return h.hexdigest()[:16]
@@ -593,7 +600,8 @@ def build_ovs_data(entries: Sequence[CatalogEntry], renders: CompactData, encode
         except (ValueError, OSError) as err:
             log(f"skip {e.id}: {err}")
             continue
-        inst, aug, scene = encode_views(renders.rgba[vi], encoder, np.random.default_rng([cfg.seed, k, 13]), pool)
+        inst, aug, scene = encode_views(renders.rgba[vi], encoder, np.random.default_rng([cfg.seed, k, 13]), pool,
+                                         crop=cfg.crop)
         kept.append(o)
         pts.append(p)
         nviews.append(len(vi))
@@ -629,7 +637,7 @@ def build_ovs_data(entries: Sequence[CatalogEntry], renders: CompactData, encode
             s_scenes.append((_jitter(canvas, rng) * 255).astype(np.uint8))
     from ..semantics.descriptors import mask_descriptors
 
-    s_inst = np.concatenate([mask_descriptors(im, [m], encoder, int(getattr(encoder, "size", 96)))
+    s_inst = np.concatenate([mask_descriptors(im, [m], encoder, int(getattr(encoder, "size", 96)), cfg.crop)
                              for im, m in zip(s_imgs, s_masks)]) if s_imgs else np.zeros((0, D), np.float32)
     s_scene = encoder.encode(np.stack(s_scenes), None) if s_scenes else np.zeros((0, D), np.float32)
     objects = [{"id": o["id"], "name": o["name"], "library": o["library"], "class": o.get("class")} for o in kept]

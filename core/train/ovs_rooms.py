@@ -112,8 +112,9 @@ def find_training_rooms(root: Path | None = None) -> list[Path]:
 
 
 def room_segments_of(path: Path, encoder, frames: int, points: int = 200_000, max_points: int = 2048,
-                     min_purity: float = 0.5, seed: int = 0) -> dict:
-    """One room, one keyframe count -> arrays of its labelled segments (see the module docstring)."""
+                     min_purity: float = 0.5, seed: int = 0, crop: str = "masked") -> dict:
+    """One room, one keyframe count -> arrays of its labelled segments (see the module docstring);
+    ``crop``: the semantics stage's mask crops (:data:`core.semantics.descriptors.CROPS`)."""
     from ..bench.suite import load_scene
     from ..bench.taxonomy import CLASSES
     from ..jobs import JobContext
@@ -125,6 +126,7 @@ def room_segments_of(path: Path, encoder, frames: int, points: int = 200_000, ma
     scene, images, _, sem = gt_scene(path, frames=frames, points=points, seed=seed)
     st = SemanticsSettings.from_env("compact")
     st.descriptor = "mean"
+    st.crop = crop
     cap: dict = {}
     run_semantics(scene, images, JobContext(), st, encoder=encoder, capture=cap)
     S = len(scene.segments)
@@ -164,28 +166,32 @@ def _as_segments(o: dict, dim: int) -> RoomSegments:
 
 
 def _cached_room_segments(path: Path, encoder, frames: int, points: int, max_points: int, min_purity: float,
-                          encoder_id: str | None) -> RoomSegments:
+                          encoder_id: str | None, crop: str = "masked") -> RoomSegments:
     """One room at one keyframe count, cached on its own (render hash, keyframes, encoder weights'
     hash ``encoder_id``, settings), so adding rendered rooms does not recompute the others (~10 s
     a room and keyframe count on a free machine). ``encoder_id`` None: no cache."""
     from .ovs_data import _cache_root
 
     if encoder_id is None:
-        return _as_segments(room_segments_of(path, encoder, frames, points, max_points, min_purity), int(encoder.dim))
-    key = hashlib.sha256(json.dumps({"v": ROOMS_VERSION, "format": 2, "room": Path(path).name, "frames": int(frames),
-                                     "points": points, "max_points": max_points, "min_purity": min_purity,
-                                     "encoder": encoder_id}, sort_keys=True).encode()).hexdigest()[:16]
+        return _as_segments(room_segments_of(path, encoder, frames, points, max_points, min_purity, crop=crop),
+                            int(encoder.dim))
+    spec = {"v": ROOMS_VERSION, "format": 2, "room": Path(path).name, "frames": int(frames), "points": points,
+            "max_points": max_points, "min_purity": min_purity, "encoder": encoder_id}
+    if crop != "masked":  # the crop before it was a setting: keys of existing caches stay
+        spec["crop"] = crop
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     f = _cache_root() / "room-segments" / f"{key}.npz"
     if f.exists():
         return load_room_segments(f)
-    seg = _as_segments(room_segments_of(path, encoder, frames, points, max_points, min_purity), int(encoder.dim))
+    seg = _as_segments(room_segments_of(path, encoder, frames, points, max_points, min_purity, crop=crop),
+                       int(encoder.dim))
     seg.save(f)
     return seg
 
 
 def build_room_segments(rooms: Sequence[Path], encoder, frames: Sequence[int] = (12, 20), points: int = 200_000,
                         max_points: int = 2048, min_purity: float = 0.5, log: Callable[[str], None] = print,
-                        encoder_id: str | None = None) -> RoomSegments:
+                        encoder_id: str | None = None, crop: str = "masked") -> RoomSegments:
     """Labelled segments of ``rooms``; with ``encoder_id`` (the encoder weights' hash) each room
     is cached on its own (see :func:`_cached_room_segments`)."""
     parts: list[RoomSegments] = []
@@ -195,7 +201,7 @@ def build_room_segments(rooms: Sequence[Path], encoder, frames: Sequence[int] = 
     for r, path in enumerate(rooms):
         names.append(json.loads((Path(path) / "scene.json").read_text())["config"]["name"])
         for F in frames:
-            part = _cached_room_segments(Path(path), encoder, F, points, max_points, min_purity, encoder_id)
+            part = _cached_room_segments(Path(path), encoder, F, points, max_points, min_purity, encoder_id, crop)
             parts.append(part)
             room.append(np.full(len(part), r, np.int64))
             log(f"room segments: {names[-1]} ({F} keyframes): {len(part)} labelled segments "
@@ -210,12 +216,13 @@ def build_room_segments(rooms: Sequence[Path], encoder, frames: Sequence[int] = 
                         np.concatenate([p.label for p in parts]), np.concatenate([p.purity for p in parts]),
                         np.concatenate(room), names,
                         {"version": ROOMS_VERSION, "frames": list(frames), "points": points, "min_purity": min_purity,
-                         "seconds": round(time.time() - t0, 1),
+                         "seconds": round(time.time() - t0, 1), "crop": crop,
                          "clip_slot": "compact image encoder (stand-in for CLIP3R until issue 6)"})
 
 
 def prepare_room_segments(frames: Sequence[int] = (12, 20), compact_weights: str | Path | None = None,
-                          root: Path | None = None, log: Callable[[str], None] = print) -> Path | None:
+                          root: Path | None = None, log: Callable[[str], None] = print,
+                          crop: str = "masked") -> Path | None:
     """Cached room segments of every rendered training room (None when none is rendered)."""
     from ..models.compact import ImageEncoder
     from ..hashing import file_sha256
@@ -225,13 +232,15 @@ def prepare_room_segments(frames: Sequence[int] = (12, 20), compact_weights: str
     if not rooms:
         return None
     w = Path(compact_weights) if compact_weights else _default_weights()
-    key = hashlib.sha256(json.dumps({"v": ROOMS_VERSION, "rooms": [r.name for r in rooms], "frames": list(frames),
-                                     "encoder": file_sha256(w)}, sort_keys=True).encode()).hexdigest()[:16]
+    spec = {"v": ROOMS_VERSION, "rooms": [r.name for r in rooms], "frames": list(frames), "encoder": file_sha256(w)}
+    if crop != "masked":
+        spec["crop"] = crop
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     out = _cache_root() / f"rooms-{key}" / "data.npz"
     if out.exists():
         return out
     enc = ImageEncoder.from_pretrained(w, device="cpu")
-    data = build_room_segments(rooms, enc, frames, log=log, encoder_id=file_sha256(w))
+    data = build_room_segments(rooms, enc, frames, log=log, encoder_id=file_sha256(w), crop=crop)
     data.save(out)
     log(f"wrote {out} ({len(data)} segments from {len(rooms)} rooms)")
     return out

@@ -9,7 +9,7 @@ class _Enc:
     dim = 4
 
 
-def _fake_segments(path, encoder, frames, points, max_points, min_purity):
+def _fake_segments(path, encoder, frames, points, max_points, min_purity, crop="masked"):
     rng = np.random.default_rng(frames)
     n = 3
     return {"points": [rng.random((5 + i, 6)).astype(np.float16) for i in range(n)],
@@ -29,9 +29,9 @@ def test_room_segments_are_cached_per_room(tmp_path, monkeypatch):
     monkeypatch.setenv("OV3R_CACHE", str(tmp_path / "cache"))
     calls = []
 
-    def counted(path, *a):
+    def counted(path, *a, **kw):
         calls.append((path.name, a[1]))
-        return _fake_segments(path, *a)
+        return _fake_segments(path, *a, **kw)
 
     monkeypatch.setattr(ovs_rooms, "room_segments_of", counted)
     a, b = _room(tmp_path, "train_a"), _room(tmp_path, "train_b")
@@ -48,3 +48,8 @@ def test_room_segments_are_cached_per_room(tmp_path, monkeypatch):
     # another encoder is another key: recomputed
     ovs_rooms.build_room_segments([a], _Enc(), frames=(12,), log=lambda s: None, encoder_id="enc2")
     assert calls[-1] == ("train_a", 12) and len(calls) == 5
+    # so is another mask crop; the same crop again is cached
+    for _ in range(2):
+        ovs_rooms.build_room_segments([a], _Enc(), frames=(12,), log=lambda s: None, encoder_id="enc2",
+                                      crop="context")
+    assert len(calls) == 6

@@ -130,6 +130,34 @@ def test_mask_crops_are_object_level():
     d = mask_descriptors(img, [m, ~m], MeanColour())
     assert d.shape == (2, 3) and np.allclose(d[0], [1, 0, 0], atol=1e-3)  # only the object's pixels count
 
+    class MeanCrop:  # sees the whole crop: the surroundings count when the crop keeps them
+        space_id, dim = "rgb", 3
+
+        def encode(self, crops, masks):
+            return crops.reshape(len(crops), -1, 3).mean(1) + 1e-3
+
+    img[30:40, 40:80] = [0, 255, 0]  # green just below the red object
+    masked = mask_descriptors(img, [m], MeanCrop(), size=32, crop="masked")
+    context = mask_descriptors(img, [m], MeanCrop(), size=32, crop="context")
+    both = mask_descriptors(img, [m], MeanCrop(), size=32, crop="both")
+    assert context[0, 1] > masked[0, 1] + 0.05  # grey outside the mask vs the green surroundings kept
+    s = masked + context
+    np.testing.assert_allclose(both, s / np.linalg.norm(s, axis=1, keepdims=True), atol=1e-6)
+    with pytest.raises(ValueError, match="unknown crop"):
+        mask_descriptors(img, [m], MeanCrop(), crop="square")
+
+
+def test_recorded_threshold_prefers_the_calibrated_fusion():
+    from ov3r.core.semantics.query import DEFAULT_THRESHOLD, default_threshold, recorded_threshold
+
+    scene, _, _ = lifted_scene()
+    scene.metadata["models"] = {"image_encoder": {"threshold": 0.27}, "descriptor": {"kind": "mean"}}
+    assert recorded_threshold(scene.metadata) == 0.27 and default_threshold(scene) == 0.27
+    scene.metadata["models"]["descriptor"] = {"kind": "ovs_fusion", "threshold": 0.1, "other_threshold": 0.61}
+    assert default_threshold(scene) == 0.61
+    scene.metadata["models"] = {}
+    assert recorded_threshold(scene.metadata) is None and default_threshold(scene) == DEFAULT_THRESHOLD
+
 
 # ----------------------------------------------------------------------------- open_clip
 

@@ -1,0 +1,159 @@
+"""Calibrate the "other" threshold of ``label_scene`` on the validation rooms (never the test suite).
+
+An artist labels a room with a short vocabulary ("sofa, table, lamp"); a segment whose best
+label scores below the threshold becomes "other". The right threshold depends on the
+descriptor (the compact encoder's mean descriptors and the OVS fusion's live at different
+cosine levels), so it is measured, not guessed:
+
+1. each validation room (``core.bench.suite.validation_configs``: unseen rooms of training-library
+   furniture) goes through the semantics stage with GT geometry (``eval_scene.gt_scene``);
+   every 3D segment gets its GT class (majority of its points) and its point count;
+2. ``trials`` random vocabularies per room: 2-8 of the room's present classes plus 0-3 absent
+   ones; a segment whose class is in the vocabulary is right when it gets that label, one whose
+   class is not (or is unlabelled) is right when it becomes "other";
+3. the threshold maximising the balanced accuracy (mean of the two, each weighted by points).
+
+``python -m core.bench.other_threshold [--weights OVS.safetensors] [--write]``: prints the curve
+and the best threshold; ``--write`` stores it in the fusion weights' metadata
+(``other_threshold``), which the semantics stage records and ``label_scene`` uses by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["RoomSegmentsGT", "balanced_accuracy", "best_threshold", "room_segments_gt"]
+
+
+class RoomSegmentsGT:
+    """One room's segments: ``scores (T,S)`` cosine of each class text (taxonomy without "other")
+    with each segment, ``gt (S,)`` GT class index into those T classes (-1: unlabelled),
+    ``weight (S,)`` point counts; ``descriptor``: the stage's descriptor kind ("ovs_fusion", "mean")."""
+
+    def __init__(self, scores: np.ndarray, gt: np.ndarray, weight: np.ndarray, descriptor: str = "") -> None:
+        self.scores, self.gt, self.weight, self.descriptor = scores, gt, weight, descriptor
+
+
+def room_segments_gt(scene_dir: Path, frames: int = 20, points: int = 150_000) -> RoomSegmentsGT:
+    """The stage (default settings: the shipped encoder and fusion) on ``scene_dir`` with GT geometry."""
+    from ..jobs import JobContext
+    from ..semantics.eval_scene import gt_scene
+    from ..semantics.query import segment_scores
+    from ..semantics.stage import SemanticsSettings, run_semantics
+    from ..semantics.text_encoder import default_encoder, prompt
+    from .taxonomy import CLASSES
+
+    scene, images, _, sem = gt_scene(scene_dir, frames, points)
+    run_semantics(scene, images, JobContext(), SemanticsSettings.from_env("compact"))
+    text = default_encoder().encode([prompt(c) for c in CLASSES[1:]])
+    S = len(scene.segments)
+    seg = scene.segment_id
+    ok = seg >= 0
+    counts = np.zeros((S, len(CLASSES)), np.int64)
+    np.add.at(counts, (seg[ok], sem[ok]), 1)
+    gt = counts.argmax(1) - 1  # CLASSES[0] (unlabelled) -> -1
+    kind = str((scene.metadata["models"].get("descriptor") or {}).get("kind", ""))
+    return RoomSegmentsGT(segment_scores(scene, text), gt, counts.sum(1).astype(np.float64), kind)
+
+
+def balanced_accuracy(rooms: Sequence[RoomSegmentsGT], thresholds: np.ndarray, trials: int = 200,
+                      seed: int = 0) -> dict[str, np.ndarray]:
+    """Per threshold: ``in_vocab`` (share of points of in-vocabulary segments given their label),
+    ``out_vocab`` (share of the others labelled "other") and ``balanced`` (their mean), over
+    ``trials`` random vocabularies per room (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    thr = np.asarray(thresholds, np.float64)
+    hit_in = np.zeros(len(thr))
+    hit_out = np.zeros(len(thr))
+    tot_in = tot_out = 0.0
+    for r in rooms:
+        T = r.scores.shape[0]
+        present = np.unique(r.gt[r.gt >= 0])
+        absent = np.setdiff1d(np.arange(T), present)
+        if len(present) < 2:
+            continue
+        for _ in range(trials):
+            k = int(rng.integers(2, min(8, len(present)) + 1))
+            vocab = np.concatenate([rng.choice(present, k, replace=False),
+                                    rng.choice(absent, min(int(rng.integers(0, 4)), len(absent)), replace=False)])
+            sc = r.scores[vocab]  # (V,S)
+            best, top = vocab[sc.argmax(0)], sc.max(0)
+            inv = np.isin(r.gt, vocab)
+            right_label = inv & (best == r.gt)
+            w_in, w_out = r.weight[inv], r.weight[~inv]
+            tot_in += w_in.sum()
+            tot_out += w_out.sum()
+            # in vocabulary: right when labelled right and not rejected; else right when rejected
+            hit_in += ((top[right_label][None, :] >= thr[:, None]) * r.weight[right_label]).sum(1)
+            hit_out += ((top[~inv][None, :] < thr[:, None]) * w_out).sum(1)
+    a_in = hit_in / max(tot_in, 1e-12)
+    a_out = hit_out / max(tot_out, 1e-12)
+    return {"threshold": thr, "in_vocab": a_in, "out_vocab": a_out, "balanced": (a_in + a_out) / 2}
+
+
+def best_threshold(curve: dict[str, np.ndarray]) -> float:
+    """The threshold of the curve's highest balanced accuracy (the middle one of ties)."""
+    b = curve["balanced"]
+    idx = np.flatnonzero(b >= b.max() - 1e-12)
+    return float(curve["threshold"][idx[len(idx) // 2]])
+
+
+def write_threshold(weights: Path, threshold: float, info: dict) -> None:
+    """Store ``other_threshold`` (and how it was found) in the safetensors metadata of ``weights``."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(weights), "pt") as f:
+        meta = dict(f.metadata() or {})
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    meta["other_threshold"] = f"{threshold:.4f}"
+    meta["other_threshold_calibration"] = json.dumps(info)
+    save_file(tensors, str(weights), metadata=meta)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m core.bench.other_threshold", description=__doc__.split("\n\n")[0])
+    p.add_argument("--rooms", type=int, default=8, help="validation rooms (rendered on first use)")
+    p.add_argument("--frames", type=int, default=20)
+    p.add_argument("--trials", type=int, default=200)
+    p.add_argument("--weights", type=Path, default=None, help="OVS fusion weights (default: the shipped ones)")
+    p.add_argument("--write", action="store_true", help="store the threshold in the weights' metadata")
+    p.add_argument("--json", type=Path, default=None)
+    a = p.parse_args(argv)
+    import os
+
+    from ..semantics.fused_descriptor import ovs_weights_path
+    from .suite import cached_scene, validation_configs
+
+    if a.weights is not None:
+        os.environ["OV3R_OVS_WEIGHTS"] = str(a.weights)
+    weights = ovs_weights_path(a.weights)
+    rooms = [room_segments_gt(cached_scene(c), a.frames) for c in validation_configs(a.rooms)]
+    curve = balanced_accuracy(rooms, np.round(np.arange(0.0, 1.0001, 0.01), 2), a.trials)
+    thr = best_threshold(curve)
+    i = int(np.argmin(np.abs(curve["threshold"] - thr)))
+    info = {"threshold": thr, "balanced": float(curve["balanced"][i]), "in_vocab": float(curve["in_vocab"][i]),
+            "out_vocab": float(curve["out_vocab"][i]), "rooms": a.rooms, "frames": a.frames, "trials": a.trials,
+            "segments": int(sum(len(r.gt) for r in rooms)), "descriptor": sorted({r.descriptor for r in rooms})}
+    for t, b, ai, ao in zip(curve["threshold"][::5], curve["balanced"][::5], curve["in_vocab"][::5],
+                            curve["out_vocab"][::5]):
+        print(f"threshold {t:.2f}: balanced {b:.3f} (in vocabulary {ai:.3f}, other {ao:.3f})")
+    print(json.dumps(info))
+    if a.json:
+        a.json.write_text(json.dumps({**info, "curve": {k: v.tolist() for k, v in curve.items()}}, indent=1))
+    if a.write:
+        if weights is None or info["descriptor"] != ["ovs_fusion"]:
+            raise SystemExit(f"the stage did not use the OVS fusion ({info['descriptor']}): nothing to write to")
+        write_threshold(weights, thr, info)
+        print(f"wrote other_threshold = {thr:.2f} into {weights}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""The "other" threshold calibration (core.bench.other_threshold) and the validation rooms it uses."""
+
+import numpy as np
+from ov3r.core.bench.other_threshold import RoomSegmentsGT, balanced_accuracy, best_threshold
+from ov3r.core.bench.splits import TEST_LIBRARIES
+
+
+def _room(rng, T=10, S=40):
+    """Segments whose own class scores 0.6-0.8 and every other class 0.1-0.4: 0.5 separates them."""
+    gt = rng.integers(-1, T, S)
+    scores = rng.uniform(0.1, 0.4, (T, S))
+    lab = gt >= 0
+    scores[gt[lab], np.flatnonzero(lab)] = rng.uniform(0.6, 0.8, lab.sum())
+    return RoomSegmentsGT(scores, gt, rng.integers(50, 500, S).astype(float), "ovs_fusion")
+
+
+def test_separable_scores_calibrate_between_the_levels():
+    rng = np.random.default_rng(0)
+    rooms = [_room(rng) for _ in range(3)]
+    curve = balanced_accuracy(rooms, np.round(np.arange(0, 1.0001, 0.01), 2), trials=50)
+    thr = best_threshold(curve)
+    assert 0.4 <= thr <= 0.6, thr
+    i = int(np.argmin(np.abs(curve["threshold"] - thr)))
+    assert curve["in_vocab"][i] == 1.0 and curve["out_vocab"][i] == 1.0
+    # the extremes fail one side: everything "other", or nothing
+    assert curve["in_vocab"][-1] == 0.0 and curve["out_vocab"][0] == 0.0
+    # a room whose scores are shifted up calibrates higher
+    for r in rooms:
+        r.scores = r.scores + 0.15
+    assert best_threshold(balanced_accuracy(rooms, curve["threshold"], trials=50)) > thr
+
+
+def test_validation_rooms_are_not_training_or_test_rooms():
+    from ov3r.core.bench.suite import training_configs, validation_configs
+
+    val = validation_configs(3)
+    assert len(val) == 3 and all(c.name.startswith("val_") for c in val) and len({c.name for c in val}) == 3
+    assert all(not set(c.libraries) & set(TEST_LIBRARIES) for c in val)
+    train_seeds = {c.seed for c in training_configs(40)}
+    assert not {c.seed for c in val} & train_seeds
