@@ -14,7 +14,8 @@ cosine levels), so it is measured, not guessed:
 3. the threshold maximising the balanced accuracy (mean of the two, each weighted by points).
 
 ``python -m core.bench.other_threshold [--weights OVS.safetensors] [--write]``: prints the curve
-and the best threshold; ``--write`` stores it in the fusion weights' metadata
+and the best threshold (``--scenes suite --at 0.27 0.77``: reports given thresholds on the test
+suite, for the record; it never calibrates there); ``--write`` stores it in the fusion weights' metadata
 (``other_threshold``), which the semantics stage records and ``label_scene`` uses by default.
 """
 
@@ -125,16 +126,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--weights", type=Path, default=None, help="OVS fusion weights (default: the shipped ones)")
     p.add_argument("--write", action="store_true", help="store the threshold in the weights' metadata")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--scenes", choices=["validation", "suite"], default="validation",
+                   help="'suite': report --at thresholds on the test suite (never calibrates there)")
+    p.add_argument("--at", type=float, nargs="*", default=None, help="report these thresholds only")
     a = p.parse_args(argv)
+    if a.scenes == "suite" and (a.write or not a.at):
+        p.error("on the test suite only --at thresholds are reported (calibrate on the validation rooms)")
     import os
 
     from ..semantics.fused_descriptor import ovs_weights_path
-    from .suite import cached_scene, validation_configs
+    from .suite import cached_scene, test_suite, validation_configs
 
     if a.weights is not None:
         os.environ["OV3R_OVS_WEIGHTS"] = str(a.weights)
     weights = ovs_weights_path(a.weights)
-    rooms = [room_segments_gt(cached_scene(c), a.frames) for c in validation_configs(a.rooms)]
+    cfgs = validation_configs(a.rooms) if a.scenes == "validation" else test_suite()
+    rooms = [room_segments_gt(cached_scene(c), a.frames) for c in cfgs]
+    if a.at:
+        c = balanced_accuracy(rooms, np.array(a.at), a.trials)
+        for i, t in enumerate(a.at):
+            print(f"threshold {t:.2f}: balanced {c['balanced'][i]:.3f} (in vocabulary {c['in_vocab'][i]:.3f}, "
+                  f"other {c['out_vocab'][i]:.3f})")
+        return 0
     curve = balanced_accuracy(rooms, np.round(np.arange(0.0, 1.0001, 0.01), 2), a.trials)
     thr = best_threshold(curve)
     i = int(np.argmin(np.abs(curve["threshold"] - thr)))

@@ -32,12 +32,12 @@ from ..hashing import file_sha256
 
 __all__ = ["DEFAULT_OVS_WEIGHTS", "FusedDescriber", "SegmentInputs", "ovs_weights_path"]
 
-DEFAULT_OVS_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "ovs" / "weights" / "ovs_v4.safetensors"
+DEFAULT_OVS_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "ovs" / "weights" / "ovs_v6.safetensors"
 
 
 def ovs_weights_path(explicit: str | Path | None = None) -> Path | None:
     """The OVS fusion weights to use: ``explicit``, else ``$OV3R_OVS_WEIGHTS``, else the shipped
-    ``ovs_v4.safetensors``; None when that file does not exist (no torch import)."""
+    ``ovs_v6.safetensors``; None when that file does not exist (no torch import)."""
     p = explicit or os.environ.get("OV3R_OVS_WEIGHTS") or DEFAULT_OVS_WEIGHTS
     p = Path(p)
     return p if p.is_file() else None

@@ -118,7 +118,7 @@ def make_fused_describer(st: SemanticsSettings, encoder, describe=None):
 
     path = ovs_weights_path(st.ovs_weights)
     if path is None:
-        where = st.ovs_weights or os.environ.get("OV3R_OVS_WEIGHTS") or "the shipped ovs_v4.safetensors"
+        where = st.ovs_weights or os.environ.get("OV3R_OVS_WEIGHTS") or "the shipped ovs_v6.safetensors"
         return None, f"no OVS fusion weights ({where} not found)"
     from .fused_descriptor import FusedDescriber
 

@@ -33,7 +33,7 @@ always absent; the weights file says so and the stage never feeds DINO to such w
 Resumable: ``<work-dir>/checkpoint.pt`` (tensors and plain values, loaded with
 ``weights_only=True``) every ``--ckpt-every`` steps, RNG states included, so ``--resume``
 continues exactly where the run stopped. Final weights: fp16 safetensors
-(``core/models/ovs/weights/ovs_v4.safetensors`` by default).
+(``core/models/ovs/weights/ovs_v6.safetensors`` by default).
 """
 
 from __future__ import annotations
@@ -664,7 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
     cache = Path(os.environ.get("OV3R_CACHE", Path.home() / ".cache" / "ov3r"))
     ap = argparse.ArgumentParser(prog="ov3r train ovs", description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="folder of the final weights")
-    ap.add_argument("--name", default="ovs_v4.safetensors")
+    ap.add_argument("--name", default="ovs_v6.safetensors")
     ap.add_argument("--work-dir", default=str(cache / "ovs_runs" / "v1"), help="checkpoint and log folder")
     ap.add_argument("--resume", action="store_true", help="continue from <work-dir>/checkpoint.pt")
     ap.add_argument("--steps-a", type=int, default=600, help="stage A steps (point-encoder distillation)")

@@ -53,6 +53,9 @@ def test_stage_with_fused_descriptors_records_them(boxes, weights):
     assert d["sha256"] == file_sha256(weights) and d["paths"] == ["clip_inst", "clip_scene", "points"]
     assert d["dino"].startswith("absent") and d["threshold"] == pytest.approx(0.4)
     assert sc.metadata["models"]["image_encoder"]["kind"] == "compact"  # the existing keys stay
+    # weights without a recorded crop were trained on masked crops: the stage cuts those for them
+    assert d["crop"] == "masked" and sc.metadata["models"]["image_encoder"]["crop"] == "masked"
+    assert "other_threshold" not in d  # not calibrated
     assert sc.metadata["text_space"] == "all-MiniLM-L6-v2" and "semantics.descriptor" in sc.metadata["timings"]
     assert "semantics: descriptors" in stages
     S = len(sc.segments)
@@ -73,6 +76,31 @@ def test_stage_with_fused_descriptors_records_them(boxes, weights):
     no3d = fd.describe(inp, use_points=False)
     assert no3d.shape == (S, D) and not np.allclose(no3d, sc.segments.descriptor, atol=1e-4)
     sc.validate()
+
+
+def test_the_stage_cuts_the_crops_its_fusion_was_trained_on(boxes, weights, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from core.bench.other_threshold import write_threshold
+    from core.semantics.query import default_threshold
+
+    ctx = tmp_path / "ovs_context.safetensors"
+    with safe_open(str(weights), "pt") as f:
+        meta, tensors = dict(f.metadata()), {k: f.get_tensor(k) for k in f.keys()}
+    save_file(tensors, str(ctx), metadata={**meta, "crop": "context"})
+    write_threshold(ctx, 0.61, {"rooms": 0})
+    sc, cap, _ = _run(boxes, ovs_weights=str(ctx))
+    assert sc.metadata["models"]["image_encoder"]["crop"] == "context"
+    assert sc.metadata["models"]["descriptor"]["other_threshold"] == pytest.approx(0.61)
+    assert default_threshold(sc) == pytest.approx(0.61)  # label_scene's default for this scene
+    _, cap_masked, _ = _run(boxes, ovs_weights=str(weights))
+    assert not np.allclose(cap["mean_descriptor"], cap_masked["mean_descriptor"])  # other crops, other descriptors
+    # an explicit setting wins over the fusion's crop; without a fusion the default is "context"
+    assert _run(boxes, ovs_weights=str(ctx), crop="masked")[0].metadata["models"]["image_encoder"]["crop"] == "masked"
+    assert _run(boxes, descriptor="mean")[0].metadata["models"]["image_encoder"]["crop"] == "context"
+    with pytest.raises(ValueError, match="unknown crop"):
+        _run(boxes, crop="square")
 
 
 def test_missing_weights_fall_back_to_the_mean(boxes, tmp_path, monkeypatch):
@@ -128,5 +156,6 @@ def test_shipped_weights_are_the_default_and_fit_only_their_encoder():
     fd = FusedDescriber(DEFAULT_OVS_WEIGHTS, device="cpu")
     assert not fd.dino_trained and fd.encoder_sha256 == file_sha256(DEFAULT_WEIGHTS)
     assert fd.compatible(ImageEncoder.from_pretrained(device="cpu")) is None
+    assert fd.crop == "context" and 0.5 < fd.metadata()["other_threshold"] < 0.95  # calibrated, recorded
     v1 = ImageEncoder.from_pretrained(DEFAULT_WEIGHTS.with_name("compact_v1.safetensors"), device="cpu")
     assert "not the ones" in fd.compatible(v1)  # same text space, other weights: not its inputs

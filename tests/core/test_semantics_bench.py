@@ -33,7 +33,7 @@ def living_eval():
 
 
 def test_query_selects_a_present_class_and_couch_ranks_like_sofa(living_eval):
-    """Issue 4's acceptance check with the shipped defaults (compact_v4 + ovs_v4): "chair"
+    """Issue 4's acceptance check with the shipped defaults (compact_v4 + ovs_v6, context crops): "chair"
     selects the chairs' points with precision and recall >= 0.5; "sofa" selects sofa points
     (precision >= 0.5) and "couch" ranks the same segment first."""
     q = living_eval["queries"]
