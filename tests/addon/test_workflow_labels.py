@@ -78,7 +78,7 @@ def test_empty_vocabulary_changes_nothing():
     assert_unchanged(before, snapshot(obj))
 
 
-def test_thresholds_default_to_the_image_encoders_own():
+def test_thresholds_default_to_the_scenes_recorded_one():
     from test_workflow_common import room_scene
 
     scene = room_scene()
@@ -86,3 +86,9 @@ def test_thresholds_default_to_the_image_encoders_own():
     obj = build(scene)
     assert obj.ov3r_scan.threshold == pytest.approx(0.42) and obj.ov3r_scan.label_threshold == pytest.approx(0.42)
     assert build(room_scene(), "autre").ov3r_scan.threshold == pytest.approx(0.3)
+    # a fused scene: the fusion's calibrated "other" threshold wins over the image encoder's
+    fused = room_scene()
+    fused.metadata["models"] = {"image_encoder": {"threshold": 0.42},
+                                "descriptor": {"kind": "ovs_fusion", "other_threshold": 0.77}}
+    obj = build(fused, "fused")
+    assert obj.ov3r_scan.threshold == pytest.approx(0.77) and obj.ov3r_scan.label_threshold == pytest.approx(0.77)
