@@ -452,7 +452,8 @@ def _train(args: argparse.Namespace, work: Path, log_f, data: OvsData | None, fu
     if rooms is None and args.rooms and data_path is not None:  # a real run (tests pass their data)
         from .ovs_rooms import load_room_segments, prepare_room_segments
 
-        rooms_path = prepare_room_segments(compact_weights=args.compact_weights, log=log, crop=args.crop)
+        rooms_path = prepare_room_segments(compact_weights=args.compact_weights, log=log, crop=args.crop,
+                                           count=getattr(args, "room_count", None))
         rooms = load_room_segments(rooms_path) if rooms_path else None
     tr_r = val_r = None
     if rooms is not None and len(rooms):
@@ -694,6 +695,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--p-mix", type=float, default=SampleConfig.p_mix)
     ap.add_argument("--rooms", action=argparse.BooleanOptionalAction, default=True,
                     help="also train on segments of the rendered training rooms in the bench cache (default on)")
+    ap.add_argument("--room-count", type=int, default=None, metavar="N",
+                    help="only the first N training rooms (python -m core.bench.suite --training N renders "
+                         "them); default: every rendered one")
     ap.add_argument("--p-room", type=float, default=SampleConfig.p_room, help="share of room segments")
     ap.add_argument("--init-point-encoder", default=None,
                     help="start from these point-encoder weights (e.g. an earlier run's stage A; --steps-a 0 skips A)")

@@ -90,15 +90,23 @@ def _check_training_room(info: dict, classes: dict) -> None:
         raise AssertionError(f"room {info['config']['name']} holds test-library models {bad[:3]}")
 
 
-def find_training_rooms(root: Path | None = None) -> list[Path]:
+def find_training_rooms(root: Path | None = None, count: int | None = None) -> list[Path]:
     """Rendered training rooms in the bench cache (scene.json of a ``train_*`` config whose
-    libraries are training libraries), sorted by name."""
+    libraries are training libraries), sorted by name; ``count``: only the first ``count`` rooms
+    of the training sequence (``clip3r_data.room_configs``: what ``suite --training N`` renders),
+    so that a run is reproducible whatever else is rendered."""
     from ..bench.suite import cache_root
 
     root = Path(root) if root is not None else cache_root()
     out = []
     if not root.is_dir():
         return out
+    if count is not None:
+        from ..bench.room_config import config_hash
+        from .clip3r_data import Clip3rDataConfig, room_configs
+
+        wanted = {config_hash(c) for c in room_configs(Clip3rDataConfig(rooms=count))}
+        return [d for d in find_training_rooms(root) if d.name in wanted]
     train_libs = set(training_libraries())
     for d in sorted(root.iterdir()):
         f = d / "scene.json"
@@ -222,13 +230,14 @@ def build_room_segments(rooms: Sequence[Path], encoder, frames: Sequence[int] = 
 
 def prepare_room_segments(frames: Sequence[int] = (12, 20), compact_weights: str | Path | None = None,
                           root: Path | None = None, log: Callable[[str], None] = print,
-                          crop: str = "masked") -> Path | None:
-    """Cached room segments of every rendered training room (None when none is rendered)."""
+                          crop: str = "masked", count: int | None = None) -> Path | None:
+    """Cached room segments of every rendered training room, or of the first ``count`` of the
+    training sequence (None when none is rendered)."""
     from ..models.compact import ImageEncoder
     from ..hashing import file_sha256
     from .ovs_data import _cache_root, _default_weights
 
-    rooms = find_training_rooms(root)
+    rooms = find_training_rooms(root, count)
     if not rooms:
         return None
     w = Path(compact_weights) if compact_weights else _default_weights()

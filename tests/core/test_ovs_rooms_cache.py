@@ -53,3 +53,22 @@ def test_room_segments_are_cached_per_room(tmp_path, monkeypatch):
         ovs_rooms.build_room_segments([a], _Enc(), frames=(12,), log=lambda s: None, encoder_id="enc2",
                                       crop="context")
     assert len(calls) == 6
+
+
+def test_room_count_takes_the_first_rooms_of_the_training_sequence(tmp_path):
+    import json
+
+    from core.bench.room_config import config_hash
+    from core.train.clip3r_data import Clip3rDataConfig, room_configs
+
+    cfgs = room_configs(Clip3rDataConfig(rooms=3))
+    for c in cfgs:  # rendered-looking folders: scene.json, GT cloud and video present
+        d = tmp_path / config_hash(c)
+        d.mkdir()
+        (d / "scene.json").write_text(json.dumps({"config": {"name": c.name, "libraries": list(c.libraries)}}))
+        (d / "gt_cloud.npz").write_bytes(b"")
+        (d / "video.mp4").write_bytes(b"")
+    assert len(ovs_rooms.find_training_rooms(tmp_path)) == 3
+    first2 = ovs_rooms.find_training_rooms(tmp_path, count=2)
+    assert sorted(d.name for d in first2) == sorted(config_hash(c) for c in cfgs[:2])
+    assert ovs_rooms.find_training_rooms(tmp_path, count=5) == ovs_rooms.find_training_rooms(tmp_path)  # only those rendered
