@@ -29,16 +29,20 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RoomSegmentsGT", "balanced_accuracy", "best_threshold", "room_segments_gt"]
+__all__ = ["RoomSegmentsGT", "balanced_accuracy", "best_threshold", "query_selection", "room_segments_gt"]
 
 
 class RoomSegmentsGT:
     """One room's segments: ``scores (T,S)`` cosine of each class text (taxonomy without "other")
     with each segment, ``gt (S,)`` GT class index into those T classes (-1: unlabelled),
-    ``weight (S,)`` point counts; ``descriptor``: the stage's descriptor kind ("ovs_fusion", "mean")."""
+    ``weight (S,)`` point counts; ``descriptor``: the stage's descriptor kind ("ovs_fusion", "mean");
+    ``counts (S,T)`` points of each class in each segment and ``totals (T,)`` points of each class
+    in the room (segmented or not), for query precision / recall (None: not measured)."""
 
-    def __init__(self, scores: np.ndarray, gt: np.ndarray, weight: np.ndarray, descriptor: str = "") -> None:
+    def __init__(self, scores: np.ndarray, gt: np.ndarray, weight: np.ndarray, descriptor: str = "",
+                 counts: np.ndarray | None = None, totals: np.ndarray | None = None) -> None:
         self.scores, self.gt, self.weight, self.descriptor = scores, gt, weight, descriptor
+        self.counts, self.totals = counts, totals
 
 
 def room_segments_gt(scene_dir: Path, frames: int = 20, points: int = 150_000) -> RoomSegmentsGT:
@@ -60,7 +64,27 @@ def room_segments_gt(scene_dir: Path, frames: int = 20, points: int = 150_000) -
     np.add.at(counts, (seg[ok], sem[ok]), 1)
     gt = counts.argmax(1) - 1  # CLASSES[0] (unlabelled) -> -1
     kind = str((scene.metadata["models"].get("descriptor") or {}).get("kind", ""))
-    return RoomSegmentsGT(segment_scores(scene, text), gt, counts.sum(1).astype(np.float64), kind)
+    totals = np.bincount(sem, minlength=len(CLASSES))[1:].astype(np.float64)
+    return RoomSegmentsGT(segment_scores(scene, text), gt, counts.sum(1).astype(np.float64), kind,
+                          counts[:, 1:].astype(np.float64), totals)
+
+
+def query_selection(rooms: Sequence[RoomSegmentsGT], thresholds: np.ndarray, min_points: int = 200
+                    ) -> dict[str, np.ndarray]:
+    """A text query selects the segments scoring >= threshold (the add-on's selection): per
+    threshold, mean precision and recall over every (room, present class with >= ``min_points``
+    points) pair, the class's own name as the query."""
+    thr = np.asarray(thresholds, np.float64)
+    prec, rec, n = np.zeros(len(thr)), np.zeros(len(thr)), 0
+    for r in rooms:
+        for c in np.flatnonzero(r.totals >= min_points):
+            sel = r.scores[c][None, :] >= thr[:, None]  # (thr, S)
+            tp = (sel * r.counts[:, c]).sum(1)
+            chosen = (sel * r.weight).sum(1)
+            prec += np.where(chosen > 0, tp / np.maximum(chosen, 1), 0.0)
+            rec += tp / r.totals[c]
+            n += 1
+    return {"threshold": thr, "precision": prec / max(n, 1), "recall": rec / max(n, 1), "queries": np.array(n)}
 
 
 def balanced_accuracy(rooms: Sequence[RoomSegmentsGT], thresholds: np.ndarray, trials: int = 200,
@@ -144,15 +168,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     rooms = [room_segments_gt(cached_scene(c), a.frames) for c in cfgs]
     if a.at:
         c = balanced_accuracy(rooms, np.array(a.at), a.trials)
+        q = query_selection(rooms, np.array(a.at))
         for i, t in enumerate(a.at):
             print(f"threshold {t:.2f}: balanced {c['balanced'][i]:.3f} (in vocabulary {c['in_vocab'][i]:.3f}, "
-                  f"other {c['out_vocab'][i]:.3f})")
+                  f"other {c['out_vocab'][i]:.3f}); a class-name query selects with precision "
+                  f"{q['precision'][i]:.3f}, recall {q['recall'][i]:.3f} ({int(q['queries'])} queries)")
         return 0
     curve = balanced_accuracy(rooms, np.round(np.arange(0.0, 1.0001, 0.01), 2), a.trials)
     thr = best_threshold(curve)
     i = int(np.argmin(np.abs(curve["threshold"] - thr)))
+    q = query_selection(rooms, np.array([thr]))
     info = {"threshold": thr, "balanced": float(curve["balanced"][i]), "in_vocab": float(curve["in_vocab"][i]),
-            "out_vocab": float(curve["out_vocab"][i]), "rooms": a.rooms, "frames": a.frames, "trials": a.trials,
+            "out_vocab": float(curve["out_vocab"][i]), "query_precision": float(q["precision"][0]),
+            "query_recall": float(q["recall"][0]), "rooms": a.rooms, "frames": a.frames, "trials": a.trials,
             "segments": int(sum(len(r.gt) for r in rooms)), "descriptor": sorted({r.descriptor for r in rooms})}
     for t, b, ai, ao in zip(curve["threshold"][::5], curve["balanced"][::5], curve["in_vocab"][::5],
                             curve["out_vocab"][::5]):

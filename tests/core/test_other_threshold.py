@@ -38,3 +38,19 @@ def test_validation_rooms_are_not_training_or_test_rooms():
     assert all(not set(c.libraries) & set(TEST_LIBRARIES) for c in val)
     train_seeds = {c.seed for c in training_configs(40)}
     assert not {c.seed for c in val} & train_seeds
+
+
+def test_query_selection_precision_and_recall():
+    from ov3r.core.bench.other_threshold import query_selection
+
+    # two segments of class 0 (100 and 50 points; 30 more class-0 points unsegmented), one of class 1
+    counts = np.array([[100.0, 0.0], [40.0, 10.0], [0.0, 300.0]])
+    scores = np.array([[0.9, 0.6, 0.2], [0.1, 0.3, 0.8]])
+    r = RoomSegmentsGT(scores, np.array([0, 0, 1]), counts.sum(1), "ovs_fusion", counts, np.array([170.0, 310.0]))
+    q = query_selection([r], np.array([0.5, 0.7]), min_points=100)
+    assert int(q["queries"]) == 2
+    # 0.5: class 0 selects segments 0+1 (P 140/150, R 140/170), class 1 segment 2 (P 1, R 300/310)
+    np.testing.assert_allclose(q["precision"][0], (140 / 150 + 1) / 2)
+    np.testing.assert_allclose(q["recall"][0], (140 / 170 + 300 / 310) / 2)
+    # 0.7: class 0 only segment 0
+    np.testing.assert_allclose(q["recall"][1], (100 / 170 + 300 / 310) / 2)
