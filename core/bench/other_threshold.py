@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -156,8 +157,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.scenes == "suite" and (a.write or not a.at):
         p.error("on the test suite only --at thresholds are reported (calibrate on the validation rooms)")
-    import os
-
     from ..semantics.fused_descriptor import ovs_weights_path
     from .suite import cached_scene, test_suite, validation_configs
 
