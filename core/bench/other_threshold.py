@@ -26,6 +26,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ import numpy as np
 __all__ = ["RoomSegmentsGT", "balanced_accuracy", "best_threshold", "query_selection", "room_segments_gt"]
 
 
+@dataclass
 class RoomSegmentsGT:
     """One room's segments: ``scores (T,S)`` cosine of each class text (taxonomy without "other")
     with each segment, ``gt (S,)`` GT class index into those T classes (-1: unlabelled),
@@ -40,10 +42,12 @@ class RoomSegmentsGT:
     ``counts (S,T)`` points of each class in each segment and ``totals (T,)`` points of each class
     in the room (segmented or not), for query precision / recall (None: not measured)."""
 
-    def __init__(self, scores: np.ndarray, gt: np.ndarray, weight: np.ndarray, descriptor: str = "",
-                 counts: np.ndarray | None = None, totals: np.ndarray | None = None) -> None:
-        self.scores, self.gt, self.weight, self.descriptor = scores, gt, weight, descriptor
-        self.counts, self.totals = counts, totals
+    scores: np.ndarray
+    gt: np.ndarray
+    weight: np.ndarray
+    descriptor: str = ""
+    counts: np.ndarray | None = None
+    totals: np.ndarray | None = None
 
 
 def room_segments_gt(scene_dir: Path, frames: int = 20, points: int = 150_000) -> RoomSegmentsGT:
