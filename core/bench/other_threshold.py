@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,8 +49,10 @@ class RoomSegmentsGT:
     totals: np.ndarray | None = None
 
 
-def room_segments_gt(scene_dir: Path, frames: int = 20, points: int = 150_000) -> RoomSegmentsGT:
-    """The stage (default settings: the shipped encoder and fusion) on ``scene_dir`` with GT geometry."""
+def room_segments_gt(scene_dir: Path, frames: int = 20, points: int = 150_000,
+                     ovs_weights: Path | None = None) -> RoomSegmentsGT:
+    """The stage (default settings: the shipped encoder and fusion, or ``ovs_weights``) on
+    ``scene_dir`` with GT geometry."""
     from ..jobs import JobContext
     from ..semantics.eval_scene import gt_scene
     from ..semantics.query import segment_scores
@@ -60,7 +61,9 @@ def room_segments_gt(scene_dir: Path, frames: int = 20, points: int = 150_000) -
     from .taxonomy import CLASSES
 
     scene, images, _, sem = gt_scene(scene_dir, frames, points)
-    run_semantics(scene, images, JobContext(), SemanticsSettings.from_env("compact"))
+    st = SemanticsSettings.from_env("compact")
+    st.ovs_weights = str(ovs_weights) if ovs_weights is not None else st.ovs_weights
+    run_semantics(scene, images, JobContext(), st)
     text = default_encoder().encode([prompt(c) for c in CLASSES[1:]])
     S = len(scene.segments)
     seg = scene.segment_id
@@ -164,11 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..semantics.fused_descriptor import ovs_weights_path
     from .suite import cached_scene, test_suite, validation_configs
 
-    if a.weights is not None:
-        os.environ["OV3R_OVS_WEIGHTS"] = str(a.weights)
     weights = ovs_weights_path(a.weights)
     cfgs = validation_configs(a.rooms) if a.scenes == "validation" else test_suite()
-    rooms = [room_segments_gt(cached_scene(c), a.frames) for c in cfgs]
+    rooms = [room_segments_gt(cached_scene(c), a.frames, ovs_weights=a.weights) for c in cfgs]
     if a.at:
         c = balanced_accuracy(rooms, np.array(a.at), a.trials)
         q = query_selection(rooms, np.array(a.at))

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -75,6 +75,25 @@ def training_configs(n: int, seed: int = 0, **overrides) -> List[RoomConfig]:
 VALIDATION_SEED = 1  # the training rooms use seed 0
 
 
+def first_with_layout(make: Callable[[int], List[RoomConfig]], n: int) -> List[RoomConfig]:
+    """The first ``n`` configs of the sequence ``make(m)`` whose layout generates (some random rooms
+    have none: ``core.bench.room_layout`` raises); ``make(m)`` must extend ``make(m')`` for m > m'."""
+    from .room_layout import generate_layout
+
+    m = n
+    while True:
+        out: List[RoomConfig] = []
+        for c in make(m):
+            try:
+                generate_layout(c)
+            except (ValueError, RuntimeError):
+                continue
+            out.append(c)
+            if len(out) == n:
+                return out
+        m += max(2, n // 4)
+
+
 def validation_configs(n: int = 8, **overrides) -> List[RoomConfig]:
     """The first ``n`` validation rooms whose layout generates (320x240, 40 frames at 4 fps).
 
@@ -82,25 +101,10 @@ def validation_configs(n: int = 8, **overrides) -> List[RoomConfig]:
     been seen in training, the rooms have not) with seed ``VALIDATION_SEED`` and names ``val_<i>``,
     so that no training set picks them up. For settings that must not be chosen on the test suite.
     """
-    from .room_layout import generate_layout
-
     kw = dict(width=320, height=240, frames=40, fps=4.0, samples=8, gt_points=120_000)
     kw.update(overrides)
-    out: List[RoomConfig] = []
-    m = n
-    while len(out) < n:
-        out = []
-        for i, c in enumerate(training_configs(m, VALIDATION_SEED, **kw)):
-            c = c.replace(name=f"val_{i}")
-            try:
-                generate_layout(c)
-            except (ValueError, RuntimeError):
-                continue
-            out.append(c)
-            if len(out) == n:
-                break
-        m += 2
-    return out
+    return first_with_layout(lambda m: [c.replace(name=f"val_{i}") for i, c in
+                                        enumerate(training_configs(m, VALIDATION_SEED, **kw))], n)
 
 
 def cache_root() -> Path:

@@ -104,29 +104,14 @@ def assert_training_rooms(cfgs: Sequence[RoomConfig]) -> None:
 
 
 def room_configs(dc: Clip3rDataConfig) -> list[RoomConfig]:
-    from ..bench.suite import training_configs
+    """The first ``dc.rooms`` training rooms of seed ``dc.seed`` whose layout generates
+    (deterministic: rooms without a valid layout are skipped)."""
+    from ..bench.suite import first_with_layout, training_configs
 
     kw = dict(width=dc.width, height=dc.height, frames=dc.frames, fps=dc.fps, samples=dc.samples,
               gt_points=dc.gt_points)
     kw.update(dc.room_overrides)
-    # some random rooms have no valid layout (core.bench.room_layout raises): skip them, in a
-    # deterministic way (the first ``rooms`` configs of the sequence whose layout generates)
-    from ..bench.room_layout import generate_layout
-
-    cfgs: list[RoomConfig] = []
-    n = dc.rooms
-    while len(cfgs) < dc.rooms:
-        cands = training_configs(n, dc.seed, **kw)
-        cfgs = []
-        for c in cands:
-            try:
-                generate_layout(c)
-            except (ValueError, RuntimeError):
-                continue
-            cfgs.append(c)
-            if len(cfgs) == dc.rooms:
-                break
-        n += max(2, dc.rooms // 4)
+    cfgs = first_with_layout(lambda m: training_configs(m, dc.seed, **kw), dc.rooms)
     assert_training_rooms(cfgs)
     return cfgs
 

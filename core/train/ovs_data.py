@@ -72,6 +72,12 @@ DATA_VERSION = 1
 TEXT_CLASSES: tuple[str, ...] = tuple(CLASSES[1:])
 
 
+def with_crop(spec: dict, crop: str) -> dict:
+    """``spec`` (a cache key's fields) with ``crop`` added unless it is "masked", the crop from
+    before it was a setting: the keys of caches built then stay valid."""
+    return spec if crop == "masked" else {**spec, "crop": crop}
+
+
 def _cache_root() -> Path:
     base = os.environ.get("OV3R_CACHE")
     return (Path(base) if base else Path.home() / ".cache" / "ov3r") / "ovs_data"
@@ -516,8 +522,7 @@ class OvsDataConfig:
 
     def key(self, render_key: str, encoder_sha: str) -> str:
         d = asdict(self)
-        if d["crop"] == "masked":  # the crop before it was a setting: keys of existing caches stay
-            del d["crop"]
+        d = with_crop({k: v for k, v in d.items() if k != "crop"}, self.crop)
         h = hashlib.sha256(json.dumps({"v": DATA_VERSION, "cfg": d, "renders": render_key, "encoder": encoder_sha},
                                       sort_keys=True).encode())
         return h.hexdigest()[:16]

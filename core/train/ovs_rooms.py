@@ -101,14 +101,16 @@ def find_training_rooms(root: Path | None = None, count: int | None = None) -> l
     out = []
     if not root.is_dir():
         return out
+    wanted = None
     if count is not None:
         from ..bench.room_config import config_hash
         from .clip3r_data import Clip3rDataConfig, room_configs
 
         wanted = {config_hash(c) for c in room_configs(Clip3rDataConfig(rooms=count))}
-        return [d for d in find_training_rooms(root) if d.name in wanted]
     train_libs = set(training_libraries())
     for d in sorted(root.iterdir()):
+        if wanted is not None and d.name not in wanted:
+            continue
         f = d / "scene.json"
         if not f.is_file() or not (d / "gt_cloud.npz").is_file() or not (d / "video.mp4").is_file():
             continue
@@ -178,15 +180,14 @@ def _cached_room_segments(path: Path, encoder, frames: int, points: int, max_poi
     """One room at one keyframe count, cached on its own (render hash, keyframes, encoder weights'
     hash ``encoder_id``, settings), so adding rendered rooms does not recompute the others (~10 s
     a room and keyframe count on a free machine). ``encoder_id`` None: no cache."""
-    from .ovs_data import _cache_root
+    from .ovs_data import _cache_root, with_crop
 
     if encoder_id is None:
         return _as_segments(room_segments_of(path, encoder, frames, points, max_points, min_purity, crop=crop),
                             int(encoder.dim))
-    spec = {"v": ROOMS_VERSION, "format": 2, "room": Path(path).name, "frames": int(frames), "points": points,
-            "max_points": max_points, "min_purity": min_purity, "encoder": encoder_id}
-    if crop != "masked":  # the crop before it was a setting: keys of existing caches stay
-        spec["crop"] = crop
+    spec = with_crop({"v": ROOMS_VERSION, "format": 2, "room": Path(path).name, "frames": int(frames),
+                      "points": points, "max_points": max_points, "min_purity": min_purity, "encoder": encoder_id},
+                     crop)
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     f = _cache_root() / "room-segments" / f"{key}.npz"
     if f.exists():
@@ -235,15 +236,14 @@ def prepare_room_segments(frames: Sequence[int] = (12, 20), compact_weights: str
     training sequence (None when none is rendered)."""
     from ..models.compact import ImageEncoder
     from ..hashing import file_sha256
-    from .ovs_data import _cache_root, _default_weights
+    from .ovs_data import _cache_root, _default_weights, with_crop
 
     rooms = find_training_rooms(root, count)
     if not rooms:
         return None
     w = Path(compact_weights) if compact_weights else _default_weights()
-    spec = {"v": ROOMS_VERSION, "rooms": [r.name for r in rooms], "frames": list(frames), "encoder": file_sha256(w)}
-    if crop != "masked":
-        spec["crop"] = crop
+    spec = with_crop({"v": ROOMS_VERSION, "rooms": [r.name for r in rooms], "frames": list(frames),
+                      "encoder": file_sha256(w)}, crop)
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     out = _cache_root() / f"rooms-{key}" / "data.npz"
     if out.exists():
