@@ -15,14 +15,17 @@ cosine levels), so it is measured, not guessed:
 
 ``python -m core.bench.other_threshold [--weights OVS.safetensors] [--write]``: prints the curve
 and the best threshold (``--scenes suite --at 0.27 0.77``: reports given thresholds on the test
-suite, for the record; it never calibrates there); ``--write`` stores it in the fusion weights' metadata
-(``other_threshold``), which the semantics stage records and ``label_scene`` uses by default.
+suite, for the record; it never calibrates there); ``--write`` stores it (``other_threshold``) in the
+metadata of the weights that made the descriptors: the fusion's for fused scenes, the compact image
+encoder's for plain averaged ones. The semantics stage records it and ``label_scene`` and the add-on
+use it by default.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -150,6 +153,18 @@ def write_threshold(weights: Path, threshold: float, info: dict) -> None:
     save_file(tensors, str(weights), metadata=meta)
 
 
+def _calibrated_weights(descriptors: list[str], ovs_weights: Path | None) -> Path:
+    """Where a threshold for these scenes' descriptors belongs: the OVS fusion's weights for fused
+    scenes, the image encoder's (the default compact weights or ``$OV3R_COMPACT_WEIGHTS``) for mean ones."""
+    if descriptors == ["ovs_fusion"] and ovs_weights is not None:
+        return ovs_weights
+    if descriptors == ["mean"]:
+        from ..models.compact.encoder import DEFAULT_WEIGHTS
+
+        return Path(os.environ.get("OV3R_COMPACT_WEIGHTS") or DEFAULT_WEIGHTS)
+    raise SystemExit(f"the rooms mixed descriptors ({descriptors}): nothing to write to")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m core.bench.other_threshold", description=__doc__.split("\n\n")[0])
     p.add_argument("--rooms", type=int, default=8, help="validation rooms (rendered on first use)")
@@ -193,10 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.json:
         a.json.write_text(json.dumps({**info, "curve": {k: v.tolist() for k, v in curve.items()}}, indent=1))
     if a.write:
-        if weights is None or info["descriptor"] != ["ovs_fusion"]:
-            raise SystemExit(f"the stage did not use the OVS fusion ({info['descriptor']}): nothing to write to")
-        write_threshold(weights, thr, info)
-        print(f"wrote other_threshold = {thr:.2f} into {weights}")
+        target = _calibrated_weights(info["descriptor"], weights)
+        write_threshold(target, thr, info)
+        print(f"wrote other_threshold = {thr:.2f} into {target}")
     return 0
 
 

@@ -125,7 +125,7 @@ def make_fused_describer(st: SemanticsSettings, encoder, describe=None):
     fd = FusedDescriber(path, st.dino_checkpoint)
     why = fd.compatible(encoder)
     if why is not None:
-        return None, why
+        return None, f"{why} ({path.name})"
     return fd, ""
 
 
@@ -220,6 +220,9 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
         models["descriptor"] = fd.metadata(use_points=True, used_dino=fd.dino is not None)
     else:
         models["descriptor"] = {"kind": "mean", "reason": mean_reason}
+        calibrated = (getattr(encoder, "metadata", None) or {}).get("other_threshold")
+        if calibrated is not None:  # the encoder's threshold for its mean descriptors (core.bench.other_threshold)
+            models["descriptor"]["other_threshold"] = float(calibrated)
     meta["models"] = models
     meta.setdefault("timings", {}).update({"semantics.segments": t1 - t0, "semantics.lifting": t2 - t1,
                                           "semantics.descriptor": time.perf_counter() - t2})

@@ -1,5 +1,6 @@
 """The "other" threshold calibration (core.bench.other_threshold) and the validation rooms it uses."""
 
+import pytest
 import numpy as np
 from ov3r.core.bench.other_threshold import RoomSegmentsGT, balanced_accuracy, best_threshold
 from ov3r.core.bench.splits import TEST_LIBRARIES
@@ -54,3 +55,23 @@ def test_query_selection_precision_and_recall():
     np.testing.assert_allclose(q["recall"][0], (140 / 170 + 300 / 310) / 2)
     # 0.7: class 0 only segment 0
     np.testing.assert_allclose(q["recall"][1], (100 / 170 + 300 / 310) / 2)
+
+
+def test_a_threshold_for_mean_descriptors_goes_into_the_image_encoder_weights(tmp_path, monkeypatch):
+    """Plain averaged scenes get their calibrated threshold from the compact encoder's metadata."""
+    import shutil
+
+    from ov3r.core.bench.other_threshold import _calibrated_weights, write_threshold
+    from ov3r.core.models.compact.encoder import DEFAULT_WEIGHTS, ImageEncoder
+
+    monkeypatch.delenv("OV3R_COMPACT_WEIGHTS", raising=False)
+    assert _calibrated_weights(["mean"], tmp_path / "ovs.safetensors") == DEFAULT_WEIGHTS
+    assert _calibrated_weights(["ovs_fusion"], tmp_path / "ovs.safetensors") == tmp_path / "ovs.safetensors"
+    with pytest.raises(SystemExit):
+        _calibrated_weights(["mean", "ovs_fusion"], None)
+    copy = tmp_path / "compact.safetensors"
+    shutil.copy(DEFAULT_WEIGHTS, copy)
+    monkeypatch.setenv("OV3R_COMPACT_WEIGHTS", str(copy))
+    assert _calibrated_weights(["mean"], None) == copy
+    write_threshold(copy, 0.66, {"rooms": 0})
+    assert ImageEncoder.from_pretrained(copy, device="cpu").metadata["other_threshold"] == "0.6600"

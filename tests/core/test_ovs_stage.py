@@ -35,14 +35,15 @@ def boxes():
     return scene, inst, images
 
 
-def _run(boxes, **settings):
+def _run(boxes, encoder=None, **settings):
     from copy import deepcopy
 
     scene, _, images = boxes
     sc = deepcopy(scene)
     cap, stages = {}, []
     st = SemanticsSettings(**settings)
-    run_semantics(sc, images, JobContext(lambda s, d, t: stages.append(s)), st, encoder=ColourEncoder(), capture=cap)
+    run_semantics(sc, images, JobContext(lambda s, d, t: stages.append(s)), st, encoder=encoder or ColourEncoder(),
+                  capture=cap)
     return sc, cap, stages
 
 
@@ -151,6 +152,7 @@ def test_shipped_weights_are_the_default_and_fit_only_their_encoder():
     from core.models.compact import ImageEncoder
     from core.models.compact.encoder import DEFAULT_WEIGHTS
     from core.semantics.fused_descriptor import DEFAULT_OVS_WEIGHTS, ovs_weights_path
+    from core.semantics.stage import make_fused_describer
 
     assert ovs_weights_path() == DEFAULT_OVS_WEIGHTS and DEFAULT_OVS_WEIGHTS.stat().st_size < 10 * 2**20
     fd = FusedDescriber(DEFAULT_OVS_WEIGHTS, device="cpu")
@@ -159,3 +161,20 @@ def test_shipped_weights_are_the_default_and_fit_only_their_encoder():
     assert fd.crop == "context" and 0.5 < fd.metadata()["other_threshold"] < 0.95  # calibrated, recorded
     v1 = ImageEncoder.from_pretrained(DEFAULT_WEIGHTS.with_name("compact_v1.safetensors"), device="cpu")
     assert "not the ones" in fd.compatible(v1)  # same text space, other weights: not its inputs
+    # compact_v6 (256 px, opt-in) has no shipped fusion: the stage's default is then the mean, and says why
+    v6 = ImageEncoder.from_pretrained(DEFAULT_WEIGHTS.with_name("compact_v6.safetensors"), device="cpu")
+    assert v6.size == 256 and 0.3 < float(v6.metadata["other_threshold"]) < 0.7  # calibrated for its mean
+    used, why = make_fused_describer(SemanticsSettings(), v6)
+    assert used is None and "not the ones" in why and "ovs_v6" in why
+
+
+def test_mean_scenes_record_the_encoders_calibrated_threshold(boxes, weights):
+    """An image encoder whose weights carry a calibrated ``other_threshold`` (for its plain averaged
+    descriptors) has it recorded for mean scenes, and label_scene uses it by default."""
+    from core.semantics.query import default_threshold
+
+    enc = ColourEncoder()
+    enc.metadata = {"other_threshold": "0.66"}
+    sc, _, _ = _run(boxes, ovs_weights=str(weights), descriptor="mean", encoder=enc)
+    assert sc.metadata["models"]["descriptor"]["other_threshold"] == pytest.approx(0.66)
+    assert default_threshold(sc) == pytest.approx(0.66)
