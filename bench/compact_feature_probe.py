@@ -21,8 +21,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Sequence
 
 import numpy as np
 import torch
@@ -31,13 +31,13 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.models.compact.centernet_net import masked_mean  # noqa: E402
-from core.models.compact.preprocess import preprocess  # noqa: E402
-from core.models.pretrained.centernet import CenterNetBackbone  # noqa: E402
-from core.semantics.text_encoder import TextEncoder  # noqa: E402
-from core.train.compact_aug import eval_crop  # noqa: E402
-from core.train.compact_data import DataConfig, build_dataset, load_dataset  # noqa: E402
-from core.train.compact_eval import EVAL_DATA, eval_crops, evaluate  # noqa: E402
+from core.models.compact.centernet_net import masked_mean
+from core.models.compact.preprocess import preprocess
+from core.models.pretrained.centernet import CenterNetBackbone
+from core.semantics.text_encoder import TextEncoder
+from core.train.compact_aug import eval_crop
+from core.train.compact_data import DataConfig, build_dataset, load_dataset
+from core.train.compact_eval import EVAL_DATA, eval_crops, evaluate
 
 TRAIN_DATA = DataConfig("train", 48, 8, 128, 0)  # the compact training's renders
 BASE = ["e1_mean", "e1_mm", "head_mean", "head_mm", "c11_mm"]  # what CenterNetCompactNet pools
@@ -57,9 +57,9 @@ def masked_grid(f: torch.Tensor, w: torch.Tensor, g: int = 2) -> torch.Tensor:
     return (F.adaptive_avg_pool2d(f * w, g) / F.adaptive_avg_pool2d(w, g).clamp_min(1e-4)).flatten(1)
 
 
-def pooled_features(bb: CenterNetBackbone, crops: Sequence[np.ndarray], masks, size: int) -> Dict[str, np.ndarray]:
+def pooled_features(bb: CenterNetBackbone, crops: Sequence[np.ndarray], masks, size: int) -> dict[str, np.ndarray]:
     """Every pooling of every map, ``{name: (N, C)}``."""
-    out: Dict[str, List[np.ndarray]] = {}
+    out: dict[str, list[np.ndarray]] = {}
     for i in range(0, len(crops), 64):
         x = preprocess(crops[i:i + 64], masks[i:i + 64], size)
         rgb = (x[:, :3] * 0.25 + 0.5).clamp(0, 1) * 255.0
@@ -100,10 +100,10 @@ def extract(size: int, work: Path, views: int = 8) -> Path:
     return path
 
 
-def probe(path: Path, keys: Sequence[str], text: TextEncoder, test, seed: int = 0, steps: int = 1500) -> tuple:
-    """Train a head on the cached features ``keys``; -> (view top-1, object top-1) on the test views."""
-    D = np.load(path)
-    objects = json.loads((path.parent / "objects.json").read_text())["tr"]
+def probe(D: dict[str, np.ndarray], objects: list[dict], keys: Sequence[str], text: TextEncoder, test,
+          seed: int = 0, steps: int = 1500) -> tuple:
+    """Train a head on the cached features ``keys`` of ``D`` (``extract``'s arrays; ``objects``: the
+    training object table); -> (view top-1, object top-1) on the test views."""
     names = [objects[o]["class"] for o in D["tr_obj"]]
     classes = sorted(set(names))
     y = torch.tensor([classes.index(c) for c in names])
@@ -145,8 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for size in a.sizes:
         path = extract(size, Path(a.work))
+        D = dict(np.load(path))  # read once: every variant and seed trains on these arrays
+        objects = json.loads((path.parent / "objects.json").read_text())["tr"]
         for name in a.variants:
-            rs = [probe(path, VARIANTS[name], text, test, seed=s) for s in range(a.seeds)]
+            rs = [probe(D, objects, VARIANTS[name], text, test, seed=s) for s in range(a.seeds)]
             view, obj = np.mean(rs, 0)
             rows.append({"size": size, "variant": name, "view_top1": float(view), "object_top1": float(obj),
                          "per_seed": [list(map(float, r)) for r in rs]})

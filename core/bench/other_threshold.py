@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -158,10 +157,11 @@ def _calibrated_weights(descriptors: list[str], ovs_weights: Path | None) -> Pat
     scenes, the image encoder's (the default compact weights or ``$OV3R_COMPACT_WEIGHTS``) for mean ones."""
     if descriptors == ["ovs_fusion"] and ovs_weights is not None:
         return ovs_weights
-    if descriptors == ["mean"]:
+    if descriptors == ["mean"]:  # the weights the stage loaded: the same settings resolve them
         from ..models.compact.encoder import DEFAULT_WEIGHTS
+        from ..semantics.stage import SemanticsSettings
 
-        return Path(os.environ.get("OV3R_COMPACT_WEIGHTS") or DEFAULT_WEIGHTS)
+        return Path(SemanticsSettings.from_env("compact").compact_weights or DEFAULT_WEIGHTS)
     raise SystemExit(f"the rooms mixed descriptors ({descriptors}): nothing to write to")
 
 
