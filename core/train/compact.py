@@ -114,6 +114,17 @@ def training_rooms(n: int) -> List[Path]:
     return [cached_scene(c) for c in room_configs(Clip3rDataConfig(rooms=n))]
 
 
+def _backbone_provenance(backbone: str) -> Dict[str, str]:
+    """The frozen backbone's file hash for the weights' metadata (pretrained backbones only)."""
+    if backbone == "centernet":
+        return {"backbone_sha256": file_sha256(BACKBONE_WEIGHTS)}
+    if backbone == "effnet_lite2":
+        from ..models.pretrained.efficientnet_lite import backbone_weights_path
+
+        return {"backbone_sha256": file_sha256(backbone_weights_path())}
+    return {}
+
+
 def train(args: argparse.Namespace, data: Optional[CompactData] = None, scene=None) -> Path:
     """Run the recipe of ``args`` (see :func:`build_parser`); ``data`` overrides the rendered
     training split, ``scene`` the in-scene crops (tests). Returns the written safetensors path.
@@ -166,6 +177,8 @@ def train(args: argparse.Namespace, data: Optional[CompactData] = None, scene=No
 
     cfg = CompactConfig(size=args.size, backbone=args.backbone)
     net = build_net(cfg)
+    if hasattr(net, "init_text"):  # fixed text embeddings the net keeps (effnet_lite2's ConSE)
+        net.init_text(te)
     crit = SigmoidLoss()
     params = [p for p in net.parameters() if p.requires_grad] + list(crit.parameters())
     state = getattr(net, "trainable_state_dict", net.state_dict)  # a frozen shipped backbone is not saved
@@ -269,7 +282,7 @@ def train(args: argparse.Namespace, data: Optional[CompactData] = None, scene=No
         os.replace(tmp, ckpt)
     out = Path(args.out) / args.name
     save_weights(net, out, crit.log_t.exp().item(), crit.b.item(),
-                 extra={**({"backbone_sha256": file_sha256(BACKBONE_WEIGHTS)} if cfg.backbone == "centernet" else {}),
+                 extra={**_backbone_provenance(cfg.backbone),
                         "train_steps": step, "train_seconds": round(t_spent, 1), "batch": args.batch,
                         "data": json.dumps(dcfg.__dict__),
                         "command": "python -m core.train.compact " + " ".join(getattr(args, "argv", []))})
@@ -295,8 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--wd", type=float, default=0.05)
     ap.add_argument("--size", type=int, default=96, help="input crop size (a multiple of 32 for centernet)")
-    ap.add_argument("--backbone", default="resnet", choices=["resnet", "centernet"],
-                    help="resnet: small CNN from scratch; centernet: the shipped frozen COCO backbone + trained head")
+    ap.add_argument("--backbone", default="resnet", choices=["resnet", "centernet", "effnet_lite2"],
+                    help="resnet: small CNN from scratch; centernet: the shipped frozen COCO backbone + trained head; "
+                    "effnet_lite2: the installed frozen ImageNet EfficientNet-Lite2 + trained head + ConSE")
     ap.add_argument("--alpha", type=float, default=0.3, help="class mass ~ (#objects)^alpha")
     ap.add_argument("--unlabelled-frac", type=float, default=0.15)
     ap.add_argument("--views", type=int, default=48, help="rendered views per labelled training model")

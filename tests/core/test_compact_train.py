@@ -87,3 +87,26 @@ def test_augment_context_keeps_the_surroundings():
     crops = _fake_scene_crops()
     x = augment_context(crops.rgb[0], crops.mask[0], np.random.default_rng(0), 32)
     assert x.shape == (4, 32, 32) and np.isfinite(x.numpy()).all()
+
+
+def test_train_effnet_backbone_saves_head_conse_texts_and_provenance(tmp_path):
+    """The ImageNet backbone trains like the others: the file names the installed checkpoint's
+    hash, holds the ConSE class-name texts the trainer embedded, and no backbone tensor."""
+    from safetensors import safe_open
+
+    from core.hashing import file_sha256
+    from core.models.pretrained.efficientnet_lite import backbone_weights_path
+
+    args = build_parser().parse_args(["--out", str(tmp_path / "w"), "--work-dir", str(tmp_path / "run"), "--epochs", "1",
+                                      "--steps", "1", "--batch", "4", "--size", "64", "--threads", "1",
+                                      "--backgrounds", "4", "--backbone", "effnet_lite2"])
+    out = train(args, data=_fake_data())
+    with safe_open(str(out), "pt") as f:
+        meta, keys = f.metadata(), list(f.keys())
+        texts = f.get_tensor("conse_text").float()
+    assert meta["backbone_sha256"] == file_sha256(backbone_weights_path())
+    assert json.loads(meta["config"])["backbone"] == "effnet_lite2"
+    assert not any(k.startswith("backbone.") for k in keys)
+    assert texts.shape == (1000, 384) and np.allclose(texts.norm(dim=1).numpy(), 1.0, atol=1e-2)
+    enc = ImageEncoder.from_pretrained(out, device="cpu")
+    assert enc.encode(_fake_data().rgba[:2, :, :, :3]).shape == (2, 384)

