@@ -29,7 +29,8 @@ __all__ = ["CONSE_PROMPT", "CONSE_TOP", "EffNetCompactNet"]
 
 #: how each ImageNet class name is embedded for ConSE
 CONSE_PROMPT = "a photo of a {}"
-#: ImageNet classes kept per crop (ConSE's T; the probe in MODEL_CARD.md: 3 best of 1 / 3 / 10 / all)
+#: ImageNet classes kept per crop (ConSE's T). 3 did best of 1 / 3 / 10 / all in a probe scored on the
+#: test views (MODEL_CARD.md), so it is not a validated choice; the shipped compact_v7 has conse_weight 0
 CONSE_TOP = 3
 
 
