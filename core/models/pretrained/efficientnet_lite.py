@@ -62,10 +62,10 @@ def load_state(net: nn.Module, state: dict[str, torch.Tensor]) -> None:
     ``num_batches_tracked`` aside), so they are paired by position and every pair's shape
     is checked: a mismatch raises instead of loading a wrong network."""
     src = [(k, v) for k, v in state.items() if not k.endswith("num_batches_tracked")]
-    dst = [k for k in net.state_dict() if not k.endswith("num_batches_tracked")]
+    mine = net.state_dict()
+    dst = [k for k in mine if not k.endswith("num_batches_tracked")]
     if len(src) != len(dst):
         raise ValueError(f"checkpoint has {len(src)} tensors, {ARCH} {len(dst)}")
-    mine = net.state_dict()
     mapped = {}
     for (ks, v), kd in zip(src, dst):
         if tuple(v.shape) != tuple(mine[kd].shape):
