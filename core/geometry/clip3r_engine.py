@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 
 from ..jobs import JobContext, JobError
+from ..precision import cpu_has_fast_bf16, resolve_precision  # noqa: F401  (re-exported: older imports)
 from ..scene import Cameras, SemanticScene
 from .engine import Keyframe, Reconstruction
 from .torch_threads import torch_threads
@@ -124,34 +125,6 @@ class Clip3rSettings:
         if "precision" not in overrides and env.get("OV3R_CLIP3R_PRECISION"):
             s.precision = env["OV3R_CLIP3R_PRECISION"]
         return s
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True on x86 CPUs with AVX512-BF16 or AMX-BF16 (bf16 matrix products ~4x fp32 there)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(precision: str, device: str):
-    """``(autocast dtype or None, name)`` for a setting and a device type."""
-    import torch
-
-    p = precision.lower()
-    if p == "auto":
-        if device == "cuda":
-            p = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        else:
-            p = "bf16" if cpu_has_fast_bf16() else "fp32"
-    if p == "fp32":
-        return None, p
-    if p == "bf16":
-        return torch.bfloat16, p
-    if p == "fp16" and device == "cuda":
-        return torch.float16, p
-    raise JobError(f"unsupported CLIP3R precision {precision!r} on {device} (fp32, bf16, fp16 on CUDA, auto)")
 
 
 def foclip_encoder_id(meta: dict) -> str | None:

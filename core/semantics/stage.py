@@ -57,13 +57,14 @@ class SemanticsSettings:
     descriptor: str | None = None  # "mean" | "fused"; None: fused when OVS weights exist (else mean)
     ovs_weights: str | None = None  # other OVS fusion weights than the shipped ones
     dino_checkpoint: str | None = None  # local DINOv2 weights for the fusion's DINO path
+    precision: str = "auto"  # compact encoder: "auto" = bf16 autocast where the CPU has fast bf16, else "fp32"
 
     @staticmethod
     def from_env(encoder: str) -> SemanticsSettings:
         """Settings for ``encoder``; SAM / open_clip checkpoints from OV3R_SAM_CHECKPOINT,
         OV3R_SAM_MODEL_TYPE, OV3R_OPENCLIP_MODEL, OV3R_OPENCLIP_CHECKPOINT, OV3R_OPENCLIP_CONFIG,
         OV3R_COMPACT_WEIGHTS, OV3R_DESCRIPTOR ("mean" | "fused"), OV3R_OVS_WEIGHTS,
-        OV3R_DINO_CHECKPOINT, OV3R_CROP when set."""
+        OV3R_DINO_CHECKPOINT, OV3R_CROP, OV3R_ENCODER_PRECISION when set."""
         s = SemanticsSettings(encoder=encoder)
         s.sam_checkpoint = os.environ.get("OV3R_SAM_CHECKPOINT") or None
         if s.sam_checkpoint:
@@ -77,6 +78,7 @@ class SemanticsSettings:
         s.ovs_weights = os.environ.get("OV3R_OVS_WEIGHTS") or None
         s.dino_checkpoint = os.environ.get("OV3R_DINO_CHECKPOINT") or None
         s.crop = os.environ.get("OV3R_CROP") or None
+        s.precision = os.environ.get("OV3R_ENCODER_PRECISION") or s.precision
         return s
 
 
@@ -84,7 +86,7 @@ def make_image_encoder(st: SemanticsSettings):
     if st.encoder == "compact":
         from ..models.compact import ImageEncoder
 
-        return ImageEncoder.from_pretrained(st.compact_weights)
+        return ImageEncoder.from_pretrained(st.compact_weights, precision=st.precision)
     if st.encoder == "openclip":
         from .openclip_encoder import load_openclip
 
@@ -212,7 +214,7 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
     models["segmenter"] = getattr(segmenter, "name", type(segmenter).__name__)
     if encoder is not None:
         models["image_encoder"] = {"kind": st.encoder, "class": type(encoder).__name__, "space": encoder.space_id,
-                                   "crop": crop}
+                                   "crop": crop, "precision": getattr(encoder, "precision", "fp32")}
         scale, bias = getattr(encoder, "logit_scale", None), getattr(encoder, "logit_bias", None)
         if scale:  # sigmoid(scale * cos + bias) = 0.5: the encoder's own label threshold
             models["image_encoder"]["threshold"] = float(-bias / scale)

@@ -536,7 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      ckpt_every=a.ckpt_every, i2p_max_steps=a.i2p_max_steps, l2w_max_steps=a.l2w_max_steps,
                      l2w_init=a.l2w_init)
     if a.precision == "auto":
-        from ..geometry.clip3r_engine import cpu_has_fast_bf16
+        from ..precision import cpu_has_fast_bf16
 
         tc.precision = "bf16" if torch.cuda.is_available() or cpu_has_fast_bf16() else "fp32"
     else:

@@ -128,7 +128,7 @@ def _table(r: Dict) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m core.train.compact_eval", description=__doc__.split("\n")[0])
-    ap.add_argument("--weights", default=None, help="safetensors (default: the shipped compact_v4)")
+    ap.add_argument("--weights", default=None, help="safetensors (default: the shipped compact_v8)")
     ap.add_argument("--out", default=None, help="write the JSON report here")
     ap.add_argument("--modes", default="mask,nomask,masked")
     ap.add_argument("--templates", default=None, help="'|'-separated prompt templates (default: the benchmark's)")
@@ -141,7 +141,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     import torch
 
-    from ..models.compact.encoder import ImageEncoder
+    from ..models.compact.encoder import DEFAULT_WEIGHTS, ImageEncoder
 
     torch.set_num_threads(max(1, min(8, torch.get_num_threads())))
     enc = ImageEncoder.from_pretrained(a.weights, device="cpu")
@@ -149,7 +149,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     data = load_dataset(build_dataset(EVAL_DATA))
     te = TextEncoder()
     templates = a.templates.split("|") if a.templates else [PROMPT]
-    report = {"weights": str(a.weights or "compact_v4"), "data": EVAL_DATA.__dict__, "results": []}
+    report = {"weights": str(a.weights or DEFAULT_WEIGHTS.name), "data": EVAL_DATA.__dict__, "results": []}
     counts: Dict[str, int] = {}
     for o in np.unique(data.obj):
         c = data.objects[o]["class"]

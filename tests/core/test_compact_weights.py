@@ -16,7 +16,7 @@ FIXTURE = Path(__file__).resolve().parents[1] / "data" / "compact_test_crops.npz
 
 
 def test_shipped_weights_small_and_safetensors():
-    assert DEFAULT_WEIGHTS.exists(), "core/models/compact/weights/compact_v4.safetensors is not shipped"
+    assert DEFAULT_WEIGHTS.exists(), f"{DEFAULT_WEIGHTS} is not shipped"
     assert DEFAULT_WEIGHTS.stat().st_size < 30 * 2**20
     assert DEFAULT_WEIGHTS.read_bytes()[:8] != b"PK\x03\x04"  # not a (zip) pickle
 
@@ -34,3 +34,37 @@ def test_shipped_weights_classify_test_crops_above_chance():
     correct = sum(p == str(t) for p, t in zip(pred, z["labels"]))
     chance = len(z["crops"]) / len(classes)  # expected hits by chance (~0.2 of 8)
     assert correct >= max(2, 4 * chance), (pred, list(z["labels"]))
+
+
+def test_default_is_the_ensemble_of_the_shipped_v4_and_v7_files():
+    """compact_v8 (the default) is ``ensemble_net.merge`` of the two shipped files it names, unchanged since."""
+    import json
+
+    from core.hashing import file_sha256
+
+    enc = ImageEncoder.from_pretrained(device="cpu")
+    assert enc.net.cfg.backbone == "ensemble"
+    members = json.loads(enc.metadata["members"])
+    assert [m["file"] for m in members] == ["compact_v4.safetensors", "compact_v7.safetensors"]
+    for m in members:
+        assert file_sha256(DEFAULT_WEIGHTS.with_name(m["file"])) == m["sha256"], m["file"]
+        assert m["backbone_sha256"]  # each member's frozen backbone is pinned
+
+
+def test_bf16_precision_stays_close_to_fp32_and_auto_resolves():
+    """The semantics stage runs the encoder with precision "auto" (bf16 autocast where the CPU has
+    fast bf16): the embeddings stay within cosine 0.98 of fp32 and name the same classes."""
+    from core.precision import cpu_has_fast_bf16
+
+    z = np.load(FIXTURE)
+    fp32 = ImageEncoder.from_pretrained(device="cpu")
+    bf16 = ImageEncoder.from_pretrained(device="cpu", precision="bf16")
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+    a, b = fp32.encode(z["crops"], z["masks"]), bf16.encode(z["crops"], z["masks"])
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-4)
+    assert (a * b).sum(1).min() > 0.98
+    assert np.abs(a - b).max() > 0  # it did run in bf16
+    T = TextEncoder().encode_prompts([str(c) for c in z["classes"]])
+    assert ((a @ T.T).argmax(1) == (b @ T.T).argmax(1)).mean() >= 0.75
+    auto = ImageEncoder.from_pretrained(device="cpu", precision="auto")
+    assert auto.precision == ("bf16" if cpu_has_fast_bf16() else "fp32")

@@ -148,7 +148,10 @@ def test_settings_from_env_and_dino_not_fed_to_weights_trained_without_it(weight
     assert fd.metadata()["paths"] == ["clip_inst", "clip_scene", "points"]
 
 
-def test_shipped_weights_are_the_default_and_fit_only_their_encoder():
+def test_shipped_fusion_fits_only_compact_v4_and_the_default_encoder_gets_the_mean():
+    """ovs_v6 (the shipped fusion) was trained on compact_v4's descriptors and fits only them; the
+    default encoder compact_v8 (compact_v4 + compact_v7 averaged) and the opt-in v6 / v7 have no
+    shipped fusion, so the stage's default for them is the mean, and it says why."""
     from core.models.compact import ImageEncoder
     from core.models.compact.encoder import DEFAULT_WEIGHTS
     from core.semantics.fused_descriptor import DEFAULT_OVS_WEIGHTS, ovs_weights_path
@@ -156,13 +159,14 @@ def test_shipped_weights_are_the_default_and_fit_only_their_encoder():
 
     assert ovs_weights_path() == DEFAULT_OVS_WEIGHTS and DEFAULT_OVS_WEIGHTS.stat().st_size < 10 * 2**20
     fd = FusedDescriber(DEFAULT_OVS_WEIGHTS, device="cpu")
-    assert not fd.dino_trained and fd.encoder_sha256 == file_sha256(DEFAULT_WEIGHTS)
-    assert fd.compatible(ImageEncoder.from_pretrained(device="cpu")) is None
+    v4 = DEFAULT_WEIGHTS.with_name("compact_v4.safetensors")
+    assert not fd.dino_trained and fd.encoder_sha256 == file_sha256(v4)
+    assert fd.compatible(ImageEncoder.from_pretrained(v4, device="cpu")) is None
     assert fd.crop == "context" and 0.5 < fd.metadata()["other_threshold"] < 0.95  # calibrated, recorded
     v1 = ImageEncoder.from_pretrained(DEFAULT_WEIGHTS.with_name("compact_v1.safetensors"), device="cpu")
     assert "not the ones" in fd.compatible(v1)  # same text space, other weights: not its inputs
-    # compact_v6 / v7 (256 px, opt-in) have no shipped fusion: the stage's default is then the mean, and says why
-    for name, backbone in (("compact_v6", "centernet"), ("compact_v7", "effnet_lite2")):
+    assert DEFAULT_WEIGHTS.name == "compact_v8.safetensors"
+    for name, backbone in (("compact_v6", "centernet"), ("compact_v7", "effnet_lite2"), ("compact_v8", "ensemble")):
         enc = ImageEncoder.from_pretrained(DEFAULT_WEIGHTS.with_name(name + ".safetensors"), device="cpu")
         assert enc.size == 256 and enc.net.cfg.backbone == backbone
         assert 0.3 < float(enc.metadata["other_threshold"]) < 0.7  # calibrated for its mean
@@ -180,3 +184,20 @@ def test_mean_scenes_record_the_encoders_calibrated_threshold(boxes, weights):
     sc, _, _ = _run(boxes, ovs_weights=str(weights), descriptor="mean", encoder=enc)
     assert sc.metadata["models"]["descriptor"]["other_threshold"] == pytest.approx(0.66)
     assert default_threshold(sc) == pytest.approx(0.66)
+
+
+def test_encoder_precision_setting_reaches_the_encoder(monkeypatch):
+    """The stage's compact encoder runs at SemanticsSettings.precision ("auto" unless
+    OV3R_ENCODER_PRECISION says otherwise); an unsupported one is a clear error."""
+    from core.jobs import JobError
+    from core.semantics.stage import make_image_encoder
+
+    assert SemanticsSettings().precision == "auto"
+    monkeypatch.setenv("OV3R_ENCODER_PRECISION", "fp32")
+    st = SemanticsSettings.from_env("compact")
+    assert st.precision == "fp32" and make_image_encoder(st).precision == "fp32"
+    monkeypatch.setenv("OV3R_ENCODER_PRECISION", "bf16")
+    assert make_image_encoder(SemanticsSettings.from_env("compact")).autocast_dtype == torch.bfloat16
+    monkeypatch.setenv("OV3R_ENCODER_PRECISION", "fp16")
+    with pytest.raises(JobError, match="image encoder precision 'fp16'"):
+        make_image_encoder(SemanticsSettings.from_env("compact"))

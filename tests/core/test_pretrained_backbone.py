@@ -186,7 +186,11 @@ def test_centernet_compact_net_saves_head_only_and_reloads(tmp_path):
         build_net(CompactConfig(size=96 + 8, backbone="centernet"))
 
 
-def test_ensemble_merges_two_encoders_into_their_normalised_mean(tmp_path):
+def test_ensemble_merges_encoders_into_their_weighted_normalised_mean(tmp_path):
+    """merge() of a from-scratch CNN (96 px) and a COCO-backbone head (64 px) file: one file whose
+    encoder is the weighted mean of the members (each at its own size), with the members' weighted
+    logit scale / bias and their hashes; it refuses ensembles of ensembles and mixed dimensions."""
+    from core.hashing import file_sha256
     from core.models.compact.ensemble_net import EnsembleCompactNet, merge
 
     torch.manual_seed(0)
@@ -194,20 +198,32 @@ def test_ensemble_merges_two_encoders_into_their_normalised_mean(tmp_path):
     pre = build_net(CompactConfig(size=64, backbone="centernet", head_hidden=32)).eval()
     a = save_weights(cnn, tmp_path / "a.safetensors", 20.0, -8.0, half=False)
     b = save_weights(pre, tmp_path / "b.safetensors", 10.0, -10.0, half=False)
-    out = merge(a, b, tmp_path / "ab.safetensors")
+    out = merge([a, b], tmp_path / "ab.safetensors", [1.0, 3.0])
     enc = ImageEncoder.from_pretrained(out, device="cpu")
-    assert isinstance(enc.net, EnsembleCompactNet)
-    assert (enc.logit_scale, enc.logit_bias) == (15.0, -9.0)
+    assert isinstance(enc.net, EnsembleCompactNet) and enc.size == 96  # the larger member's input
+    assert (enc.logit_scale, enc.logit_bias) == pytest.approx((12.5, -9.5))
+    members = json.loads(enc.metadata["members"])
+    assert [m["sha256"] for m in members] == [file_sha256(a), file_sha256(b)]
+    assert members[1]["backbone_sha256"] == ""  # save_weights alone records none; the trainer does
     z = np.load(FIXTURE)
-    x64 = preprocess(z["crops"], z["masks"], 64)
+    x96 = preprocess(z["crops"], z["masks"], 96)
     with torch.no_grad():
-        e_cnn = cnn(F.interpolate(x64, size=(96, 96), mode="bilinear", align_corners=False, antialias=True))
-        ref = F.normalize(e_cnn + pre(x64), dim=-1).numpy()
+        e_cnn = cnn(x96)
+        e_pre = pre(F.interpolate(x96, size=(64, 64), mode="bilinear", align_corners=False, antialias=True))
+        ref = F.normalize(e_cnn + 3.0 * e_pre, dim=-1).numpy()
     emb = enc.encode(z["crops"], z["masks"])
     np.testing.assert_allclose(emb, ref, atol=3e-3)  # the merged file is fp16
-    assert np.abs(emb - F.normalize(e_cnn, dim=-1).numpy()).max() > 0.05  # both members count
-    with pytest.raises(ValueError, match="merge"):
-        merge(b, a, tmp_path / "ba.safetensors")
+    cos_cnn = (emb * F.normalize(e_cnn, dim=-1).numpy()).sum(1)
+    cos_pre = (emb * F.normalize(e_pre, dim=-1).numpy()).sum(1)
+    assert cos_cnn.max() < 0.99 and cos_pre.max() < 0.99  # both members count
+    assert (cos_pre > cos_cnn).all()  # ... by their weights (1 : 3)
+    with pytest.raises(ValueError, match="ensemble already"):
+        merge([out, a], tmp_path / "x.safetensors")
+    small = save_weights(build_net(CompactConfig(size=96, dim=64)), tmp_path / "d64.safetensors", 10.0, -10.0)
+    with pytest.raises(ValueError, match="dimensions"):
+        merge([a, small], tmp_path / "y.safetensors")
+    with pytest.raises(ValueError, match="two members"):
+        EnsembleCompactNet(CompactConfig(backbone="ensemble", members=(cnn.cfg.to_dict(),)))
 
 
 # --- EfficientNet-Lite2 (ImageNet), installed from PyPI -------------------------------------

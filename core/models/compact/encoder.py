@@ -1,6 +1,6 @@
 """``ImageEncoder``: the shipped compact image tower behind a numpy interface.
 
-``ImageEncoder.from_pretrained()`` loads ``weights/compact_v4.safetensors`` (committed
+``ImageEncoder.from_pretrained()`` loads ``weights/compact_v8.safetensors`` (committed
 in the repo, offline); ``encode(crops, masks)`` returns ``(B, 384)`` float32 rows in the
 all-MiniLM-L6-v2 text space, L2-normalised, comparable by cosine with
 :class:`core.semantics.text_encoder.TextEncoder` embeddings.
@@ -24,7 +24,8 @@ from .preprocess import ArrayOrList, preprocess
 
 __all__ = ["ImageEncoder", "DEFAULT_WEIGHTS", "save_weights", "load_trainable", "SPACE_ID"]
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "compact_v4.safetensors"
+#: compact_v8: compact_v4 (COCO backbone) + compact_v7 (ImageNet backbone) averaged (ensemble_net.py)
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "compact_v8.safetensors"
 SPACE_ID = "all-MiniLM-L6-v2"
 
 
@@ -60,9 +61,14 @@ class ImageEncoder:
 
     def __init__(self, net: CompactImageNet, device: Union[str, torch.device] = "cpu",
                  logit_scale: float = 10.0, logit_bias: float = -10.0, metadata: Optional[Dict[str, str]] = None,
-                 batch_size: int = 64, flip_tta: bool = False) -> None:
+                 batch_size: int = 64, flip_tta: bool = False, precision: str = "fp32") -> None:
+        from ...precision import resolve_precision
+
         self.net = net.to(device).eval()
         self.device = torch.device(device)
+        #: "fp32" (default: training, evaluation) or "auto" / "bf16": the forward under bf16 autocast
+        #: (the semantics stage's default where the CPU has fast bf16: 1.85x, cosine >= 0.99 to fp32)
+        self.autocast_dtype, self.precision = resolve_precision(precision, self.device.type, "image encoder")
         self.logit_scale = float(logit_scale)
         self.logit_bias = float(logit_bias)
         self.metadata = dict(metadata or {})
@@ -79,8 +85,9 @@ class ImageEncoder:
         return self.net.cfg.size
 
     @classmethod
-    def from_pretrained(cls, path: Union[str, Path, None] = None, device: Optional[str] = None) -> "ImageEncoder":
-        """Load safetensors weights (default: the shipped ``compact_v4``)."""
+    def from_pretrained(cls, path: Union[str, Path, None] = None, device: Optional[str] = None,
+                        precision: str = "fp32") -> "ImageEncoder":
+        """Load safetensors weights (default: the shipped ``compact_v8``); ``precision`` as ``__init__``."""
         from safetensors import safe_open
         from safetensors.torch import load_file
 
@@ -97,7 +104,8 @@ class ImageEncoder:
         sd = load_file(str(path))
         load_trainable(net, {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, path)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        enc = cls(net, device, float(meta.get("logit_scale", 10.0)), float(meta.get("logit_bias", -10.0)), meta)
+        enc = cls(net, device, float(meta.get("logit_scale", 10.0)), float(meta.get("logit_bias", -10.0)), meta,
+                  precision=precision)
         enc.weights_sha256 = file_sha256(path)  # models trained on its outputs (OVS fusion) check it
         return enc
 
@@ -112,10 +120,12 @@ class ImageEncoder:
         for i in range(0, n, self.batch_size):
             m = None if masks is None else masks[i:i + self.batch_size]
             x = preprocess(crops[i:i + self.batch_size], m, self.size).to(self.device)
-            y = self.net(x)
-            if self.flip_tta:
-                y = torch.nn.functional.normalize(y + self.net(x.flip(-1)), dim=-1)
-            out.append(y.float().cpu())
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
+                                enabled=self.autocast_dtype is not None):
+                y = self.net(x).float()
+                if self.flip_tta:
+                    y = y + self.net(x.flip(-1)).float()
+            out.append(torch.nn.functional.normalize(y, dim=-1).cpu())
         return torch.cat(out).numpy().astype(np.float32)
 
     def scores(self, image_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:

@@ -31,11 +31,14 @@ class CompactConfig:
     head_hidden: int = 512
     dim: int = 384
     #: "resnet" (this module's CNN, random init), "centernet" (frozen pretrained backbone + head)
-    #: "ensemble" (both, embeddings averaged: core.models.compact.ensemble_net) or "effnet_lite2"
-    #: (frozen ImageNet EfficientNet-Lite2 + head + zero-shot ConSE: core.models.compact.effnet_net)
+    #: "effnet_lite2" (frozen ImageNet EfficientNet-Lite2 + head + zero-shot ConSE:
+    #: core.models.compact.effnet_net) or "ensemble" (``members`` averaged: core.models.compact.ensemble_net)
     backbone: str = "resnet"
     #: effnet_lite2 only: weight of the ImageNet classifier's ConSE embedding added to the head's
     conse_weight: float = 0.5
+    #: ensemble only: the members' configs (``to_dict()`` form) and their embedding weights
+    members: Tuple[Dict, ...] = ()
+    member_weights: Tuple[float, ...] = ()
 
     def to_dict(self) -> Dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
