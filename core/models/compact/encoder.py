@@ -67,7 +67,7 @@ class ImageEncoder:
         self.net = net.to(device).eval()
         self.device = torch.device(device)
         #: "fp32" (default: training, evaluation) or "auto" / "bf16": the forward under bf16 autocast
-        #: (the semantics stage's default where the CPU has fast bf16: 1.85x, cosine >= 0.99 to fp32)
+        #: (the semantics stage's default where the CPU has fast bf16: ~2x, cosine >= 0.98 to fp32)
         self.autocast_dtype, self.precision = resolve_precision(precision, self.device.type, "image encoder")
         self.logit_scale = float(logit_scale)
         self.logit_bias = float(logit_bias)
