@@ -9,8 +9,9 @@ subsample of the GT cloud go through :func:`core.semantics.stage.run_semantics`.
 - with an encoder: labels over the taxonomy vocabulary (closed set: no "other" unless
   ``--threshold``) -> mIoU / mAcc on the same points,
   and per present class a text query's precision / recall (points of the segments whose
-  score is within ``margin`` of the best, ``query.select_points``) and whether a synonym ranks
-  the same segment first.
+  score is within ``margin`` of the best, ``query.select_points``), the same at the scene's
+  recorded query threshold (``at_threshold``: what the add-on selects, every segment scoring at
+  or above it) and whether a synonym ranks the same segment first.
 """
 
 from __future__ import annotations
@@ -114,10 +115,11 @@ def evaluate(scene_dir: Path, frames: int, points: int, encoder_kind: str, thres
                                                             CLASSES).items()
                            if k in ("miou", "macc", "fmiou", "num_present")}
         return out
-    from .query import label_scene, query, select_points
+    from .query import default_threshold, label_scene, query, select_points
     from .text_encoder import default_encoder
 
     enc = default_encoder()
+    query_threshold = default_threshold(scene)  # the add-on's default: the descriptors' calibrated threshold
     vocab = [c for c in CLASSES[1:]]
     thr = -1.0 if threshold is None else threshold  # closed vocabulary (the benchmark protocol): no "other"
     label_scene(scene, vocab, thr, enc)
@@ -135,6 +137,10 @@ def evaluate(scene_dir: Path, frames: int, points: int, encoder_kind: str, thres
         truth = sem == c
         tp = float((sel & truth).sum())
         row = {"precision": tp / max(sel.sum(), 1), "recall": tp / max(truth.sum(), 1)}
+        sel_t = select_points(scene, r, margin=np.inf, min_score=query_threshold)
+        tp_t = float((sel_t & truth).sum())
+        row["at_threshold"] = {"threshold": query_threshold, "precision": tp_t / max(sel_t.sum(), 1),
+                               "recall": tp_t / max(truth.sum(), 1)}
         if name in SYNONYMS:
             row["synonym_same_top"] = bool(query(scene, SYNONYMS[name], enc).order[0] == r.order[0])
         q[name] = row
