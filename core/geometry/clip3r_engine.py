@@ -63,7 +63,7 @@ from typing import Any
 import numpy as np
 
 from ..jobs import JobContext, JobError
-from ..precision import cpu_has_fast_bf16, resolve_precision  # noqa: F401  (re-exported: older imports)
+from ..precision import resolve_precision
 from ..scene import Cameras, SemanticScene
 from .engine import Keyframe, Reconstruction
 from .torch_threads import torch_threads

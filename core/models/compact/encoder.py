@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ...hashing import file_sha256
+from ...precision import resolve_precision
 from .net import CompactConfig, CompactImageNet, build_net
 from .preprocess import ArrayOrList, preprocess
 
@@ -62,8 +63,6 @@ class ImageEncoder:
     def __init__(self, net: CompactImageNet, device: Union[str, torch.device] = "cpu",
                  logit_scale: float = 10.0, logit_bias: float = -10.0, metadata: Optional[Dict[str, str]] = None,
                  batch_size: int = 64, flip_tta: bool = False, precision: str = "fp32") -> None:
-        from ...precision import resolve_precision
-
         self.net = net.to(device).eval()
         self.device = torch.device(device)
         #: "fp32" (default: training, evaluation) or "auto" / "bf16": the forward under bf16 autocast
