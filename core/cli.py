@@ -235,12 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
     _text_options(lb)
     lb.set_defaults(func=cmd_label)
     sub.add_parser("bench", help="run an engine on benchmark scenes (ov3r bench --help)")
-    sub.add_parser("train", help="train a model: `ov3r train compact --help`, `ov3r train ovs --help`")
+    sub.add_parser("train", help="train a model: `ov3r train compact --help`, `ov3r train compact-cached --help`, "
+                   "`ov3r train ovs --help`")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["train", "compact-cached"]:  # its own parser (core.train.compact_cached)
+        from .train.compact_cached import main as train_cached_main
+
+        return int(train_cached_main(argv[2:]) or 0)
     if argv[:2] == ["train", "compact"]:  # its own parser (core.train.compact)
         from .train.compact import main as train_main
 
