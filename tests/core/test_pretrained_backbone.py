@@ -226,6 +226,21 @@ def test_ensemble_merges_encoders_into_their_weighted_normalised_mean(tmp_path):
         EnsembleCompactNet(CompactConfig(backbone="ensemble", members=(cnn.cfg.to_dict(),)))
 
 
+def test_ensemble_cli_writes_a_relative_output_where_it_is_asked(tmp_path, monkeypatch):
+    """The CLI resolves bare member names in the shipped weights folder, but an output path with a
+    folder is taken as given (it does not exist yet), not re-rooted in the weights folder."""
+    from core.models.compact.ensemble_net import main as ensemble_main
+
+    torch.manual_seed(0)
+    a = save_weights(build_net(CompactConfig(size=64)), tmp_path / "a.safetensors", 10.0, -10.0)
+    b = save_weights(build_net(CompactConfig(size=64)), tmp_path / "b.safetensors", 10.0, -10.0)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    assert ensemble_main(["a.safetensors", "b.safetensors", "out/ab.safetensors"]) == 0
+    enc = ImageEncoder.from_pretrained(tmp_path / "out" / "ab.safetensors", device="cpu")
+    assert enc.net.cfg.backbone == "ensemble"
+
+
 # --- EfficientNet-Lite2 (ImageNet), installed from PyPI -------------------------------------
 
 CHAIRS = {"folding chair", "rocking chair", "barber chair", "throne"}

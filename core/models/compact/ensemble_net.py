@@ -96,13 +96,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m core.models.compact.ensemble_net", description=merge.__doc__)
-    p.add_argument("files", nargs="+", help="member files (names resolve in the shipped weights folder), then the output")
+    p.add_argument("files", nargs="+", help="member files, then the output (bare file names resolve in the shipped "
+                   "weights folder)")
     p.add_argument("--weights", type=float, nargs="*", default=None, help="member weights (default: equal)")
     a = p.parse_args(argv)
     if len(a.files) < 3:
         p.error("give at least two member files and the output file")
     here = Path(__file__).resolve().parent / "weights"
-    files = [Path(f) if Path(f).is_absolute() or Path(f).exists() else here / f for f in a.files]
+    # a bare name is a shipped file; a path with a folder is taken as given (the output need not exist yet)
+    files = [here / f if Path(f).name == f and not Path(f).exists() else Path(f) for f in a.files]
     print(merge(files[:-1], files[-1], a.weights))
     return 0
 
