@@ -128,7 +128,8 @@ def featurize(args: argparse.Namespace, net: torch.nn.Module, data, scene, log) 
         for b in range(0, n, args.batch):
             torch.set_num_threads(1)
             xs = [augment(data.rgba[i], rng, args.size, pool, bank) if kind == "o"
-                  else augment_context(scene.rgb[i], scene.mask[i], rng, args.size) for kind, i in items[b:b + args.batch]]
+                  else augment_context(scene.rgb[i], scene.mask[i], rng, args.size)
+                  for kind, i in items[b:b + args.batch]]
             torch.set_num_threads(args.threads)
             with torch.no_grad(), torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
                 feats.append(_features(net, torch.stack(xs)).float().numpy().astype(np.float16))
@@ -224,7 +225,8 @@ def train_head(net: torch.nn.Module, feat: np.ndarray, obj: np.ndarray, objects:
         run_loss += loss.item()
         if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
             extra = {"held_class_acc": _class_accuracy(head, *held, objects, class_emb, classes)} if held else {}
-            log(f"step {step + 1}/{args.steps}", loss=run_loss / args.log_every, train_class_acc=run_acc / max(n_acc, 1),
+            log(f"step {step + 1}/{args.steps}", loss=run_loss / args.log_every,
+                train_class_acc=run_acc / max(n_acc, 1),
                 lr=lr, t=crit.log_t.exp().item(), b=crit.b.item(), seconds=round(time.time() - t0, 1), **extra)
             run_loss, run_acc, n_acc = 0.0, 0.0, 0
     head.eval()
@@ -309,7 +311,8 @@ def run(args: argparse.Namespace, data=None, scene=None) -> Optional[Path]:
     save_weights(net, out, crit.log_t.exp().item(), crit.b.item(),
                  extra={**_backbone_provenance(cfg.backbone), "train_steps": args.steps, "batch": args.head_batch,
                         "train_seconds": round(t_head, 1), "featurize_seconds": round(t_feat, 1),
-                        "feature_crops": int(len(feat)), "holdout_frac": args.holdout_frac, "feature_key": folder.name, "data": json.dumps(dcfg.__dict__),
+                        "feature_crops": int(len(feat)), "holdout_frac": args.holdout_frac,
+                        "feature_key": folder.name, "data": json.dumps(dcfg.__dict__),
                         "command": "python -m core.train.compact_cached " + " ".join(getattr(args, "argv", []))})
     log(f"wrote {out}", bytes=out.stat().st_size)
     return out
