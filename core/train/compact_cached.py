@@ -197,7 +197,7 @@ def train_head(net: torch.nn.Module, feat: np.ndarray, obj: np.ndarray, objects:
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.wd)
     X = torch.from_numpy(feat)
     head.train()
-    run_loss, run_acc, n_acc = 0.0, 0.0, 0
+    run_loss, run_acc, n_acc, n_run = 0.0, 0.0, 0, 0
     t0 = time.time()
     for step in range(args.steps):
         lr = args.lr * (step + 1) / args.warmup if step < args.warmup else \
@@ -223,12 +223,13 @@ def train_head(net: torch.nn.Module, feat: np.ndarray, obj: np.ndarray, objects:
                 run_acc += float((tgt[lab, :len(classes)].argmax(1) == pred).float().sum())
                 n_acc += int(lab.sum())
         run_loss += loss.item()
+        n_run += 1
         if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
             extra = {"held_class_acc": _class_accuracy(head, *held, objects, class_emb, classes)} if held else {}
-            log(f"step {step + 1}/{args.steps}", loss=run_loss / args.log_every,
+            log(f"step {step + 1}/{args.steps}", loss=run_loss / n_run,
                 train_class_acc=run_acc / max(n_acc, 1),
                 lr=lr, t=crit.log_t.exp().item(), b=crit.b.item(), seconds=round(time.time() - t0, 1), **extra)
-            run_loss, run_acc, n_acc = 0.0, 0.0, 0
+            run_loss, run_acc, n_acc, n_run = 0.0, 0.0, 0, 0
     head.eval()
     return crit
 
