@@ -143,7 +143,7 @@ def featurize(args: argparse.Namespace, net: torch.nn.Module, data, scene, log) 
 
 def load_features(folder: Path) -> Tuple[np.ndarray, np.ndarray]:
     """All chunks of ``folder``: ``feat (N, F) float16``, ``obj (N,) int64``."""
-    files = sorted(folder.glob("chunk_[0-9]*.npz"))
+    files = sorted(folder.glob("chunk_[0-9][0-9][0-9][0-9].npz"))  # not a killed run's chunk_NNNN.tmp.npz
     if not files:
         raise FileNotFoundError(f"no feature chunks in {folder}")
     feat, obj = [], []

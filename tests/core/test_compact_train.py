@@ -133,6 +133,7 @@ def test_cached_trainer_featurizes_once_and_writes_loadable_weights(tmp_path):
     out = run(_cached_args(tmp_path), data=data, scene=scene)
     folders = list((tmp_path / "run" / "features").iterdir())
     assert len(folders) == 1
+    (folders[0] / "chunk_0001.tmp.npz").write_bytes(b"a killed run's partial chunk")
     feat, obj = load_features(folders[0])
     assert feat.shape[0] == 18 and feat.dtype == np.float16 and np.isfinite(feat.astype(np.float32)).all()
     n_data = len(data.objects)
