@@ -42,7 +42,7 @@ from ..semantics.text_encoder import TextEncoder
 from .compact_aug import augment, augment_context, background_bank
 from .compact_data import CompactData, DataConfig, build_dataset, load_dataset
 
-__all__ = ["TEMPLATES", "NAME_TEMPLATES", "object_classes", "main", "train"]
+__all__ = ["TEMPLATES", "NAME_TEMPLATES", "jsonl_logger", "object_classes", "text_targets", "main", "train"]
 
 TEMPLATES = ["This is a photo of a {}", "a photo of a {}", "a {} in a room", "a 3D render of a {}",
              "a picture of the {}", "a {}"]
@@ -104,6 +104,28 @@ def _targets(batch_obj: np.ndarray, objects: List[Dict], classes: List[str], nam
     return names, tgt, wts
 
 
+def jsonl_logger(work: Path):
+    """``log(msg, **values)``: one JSON line in ``<work>/train_log.jsonl`` (time-stamped) and stderr."""
+    log_f = open(work / "train_log.jsonl", "a")
+
+    def log(msg: str, **kw) -> None:
+        log_f.write(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "msg": msg, **kw}) + "\n")
+        log_f.flush()
+        print(msg, kw if kw else "", file=sys.stderr, flush=True)
+
+    return log
+
+
+def text_targets(te: TextEncoder, classes: List[str], objects: List[Dict]):
+    """The locked text tower's side of L_sim: ``class_emb (C, D)`` (prompt-template means per class),
+    ``name_key`` (each object's normalised catalog name) and ``name_emb`` {name: (D,)}."""
+    class_emb = torch.from_numpy(te.encode_prompts(classes, TEMPLATES))
+    name_key = [o["name"].strip().lower() for o in objects]
+    uniq = sorted(set(name_key))
+    name_emb_np = te.encode_prompts(uniq, NAME_TEMPLATES)
+    return class_emb, name_key, {n: torch.from_numpy(name_emb_np[i]) for i, n in enumerate(uniq)}
+
+
 def training_rooms(n: int) -> List[Path]:
     """The rendered training rooms the in-scene crops come from: the first ``n`` rooms of CLIP3R's
     training data (``core.train.clip3r_data.room_configs``: 224x168, 40 frames at 4 fps, 8
@@ -138,13 +160,7 @@ def train(args: argparse.Namespace, data: Optional[CompactData] = None, scene=No
     torch.manual_seed(args.seed)
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    log_f = open(work / "train_log.jsonl", "a")
-
-    def log(msg: str, **kw) -> None:
-        rec = {"time": time.strftime("%Y-%m-%d %H:%M:%S"), "msg": msg, **kw}
-        log_f.write(json.dumps(rec) + "\n")
-        log_f.flush()
-        print(msg, {k: v for k, v in kw.items()} if kw else "", file=sys.stderr, flush=True)
+    log = jsonl_logger(work)
 
     dcfg = DataConfig("train", args.views, args.views_unlabelled, 128, args.data_seed)
     if data is None:
@@ -169,11 +185,7 @@ def train(args: argparse.Namespace, data: Optional[CompactData] = None, scene=No
 
     te = TextEncoder()
     classes = object_classes() + (list(STRUCTURE_CLASSES) if scene_sampler is not None else [])
-    class_emb = torch.from_numpy(te.encode_prompts(classes, TEMPLATES))
-    name_key = [o["name"].strip().lower() for o in objects]
-    uniq = sorted(set(name_key))
-    name_emb_np = te.encode_prompts(uniq, NAME_TEMPLATES)
-    name_emb = {n: torch.from_numpy(name_emb_np[i]) for i, n in enumerate(uniq)}
+    class_emb, name_key, name_emb = text_targets(te, classes, objects)
 
     cfg = CompactConfig(size=args.size, backbone=args.backbone)
     net = build_net(cfg)

@@ -43,7 +43,8 @@ from ..models.compact.encoder import save_weights
 from ..models.compact.net import CompactConfig, SigmoidLoss, build_net
 from ..precision import resolve_precision
 from ..semantics.text_encoder import TextEncoder
-from .compact import NAME_TEMPLATES, TEMPLATES, _backbone_provenance, _Sampler, _targets, object_classes, training_rooms
+from .compact import (_backbone_provenance, _Sampler, _targets, jsonl_logger, object_classes, text_targets,
+                      training_rooms)
 from .compact_aug import augment, augment_context, background_bank
 from .compact_data import DataConfig, build_dataset, load_dataset
 
@@ -186,11 +187,7 @@ def train_head(net: torch.nn.Module, feat: np.ndarray, obj: np.ndarray, objects:
     Returns the fitted loss (its t, b are saved with the weights)."""
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed + 3)
-    class_emb = torch.from_numpy(te.encode_prompts(classes, TEMPLATES))
-    name_key = [o["name"].strip().lower() for o in objects]
-    uniq = sorted(set(name_key))
-    name_emb_np = te.encode_prompts(uniq, NAME_TEMPLATES)
-    name_emb = {n: torch.from_numpy(name_emb_np[i]) for i, n in enumerate(uniq)}
+    class_emb, name_key, name_emb = text_targets(te, classes, objects)
     crit = SigmoidLoss()
     head = torch.nn.Sequential(net.norm, net.head)
     params = list(head.parameters()) + list(crit.parameters())
@@ -278,12 +275,7 @@ def run(args: argparse.Namespace, data=None, scene=None) -> Optional[Path]:
     torch.set_num_threads(args.threads)
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    log_f = open(work / "train_log.jsonl", "a")
-
-    def log(msg: str, **kw) -> None:
-        log_f.write(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "msg": msg, **kw}) + "\n")
-        log_f.flush()
-        print(msg, kw if kw else "", file=sys.stderr, flush=True)
+    log = jsonl_logger(work)
 
     dcfg, data, scene, objects = _load_sources(args, log, data, scene)
     cfg = CompactConfig(size=args.size, backbone=args.backbone, conse_weight=0.0)
