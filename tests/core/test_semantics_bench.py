@@ -1,15 +1,16 @@
 """Semantics on a rendered benchmark room (GT cloud + GT cameras + the video's frames) with the
-shipped compact encoder and the stage's default segment descriptor: "chair" selects the chairs' points,
-"couch" ranks like "sofa".
+shipped compact encoder and the stage's default segment descriptor: "chair" and "sofa" select their
+points, "couch" ranks like "sofa".
 
-Needs the compact weights and an already rendered ``test_living`` (full size, or the small
-variant: ``python -m core.bench.suite --only test_living --width 320 --height 240 --frames 60``);
-skipped otherwise (a render takes minutes to tens of minutes).
+The room is ``test_living`` at the benchmark's 640x480, as a 20-frame walk (the evaluation's 20
+keyframes), rendered here on first use and cached by its config hash (~4 min on 2 cores, then
+~3 min of semantics); the 150-frame benchmark render and the 320x240 variant score differently
+(BENCHMARKS.md, "Acceptance room").
 """
 
 import numpy as np
 import pytest
-from ov3r.core.bench.suite import scene_dir, test_suite
+from ov3r.core.bench.suite import cached_scene, test_suite
 from ov3r.core.semantics.stage import compact_weights_available
 
 pytestmark = [
@@ -19,11 +20,7 @@ pytestmark = [
 
 
 def _living():
-    for cfg in (test_suite(width=320, height=240, frames=60)[0], test_suite()[0]):
-        d = scene_dir(cfg)
-        if (d / "scene.json").exists():
-            return d
-    pytest.skip("test_living is not rendered (python -m core.bench.suite --only test_living ...)")
+    return cached_scene(test_suite(frames=20)[0])
 
 
 @pytest.fixture(scope="module")
@@ -35,15 +32,25 @@ def living_eval():
 
 def test_query_selects_a_present_class_and_couch_ranks_like_sofa(living_eval):
     """Issue 4's acceptance check with the shipped defaults (compact_v8 = compact_v4 + compact_v7 averaged,
-    plain averaged segment descriptors, context crops): "chair"
-    selects the chairs' points with precision and recall >= 0.5; "sofa" selects sofa points
-    (precision >= 0.5) and "couch" ranks the same segment first."""
+    plain averaged segment descriptors, context crops), on what the add-on selects: every segment
+    scoring at or above the threshold the scene records (calibrated on the validation rooms, never on
+    test rooms). "chair" and "sofa" select their points with precision and recall >= 0.5 and "couch"
+    ranks the same segment first as "sofa"."""
     q = living_eval["queries"]
     assert "chair" in q and "sofa" in q, sorted(q)
-    assert q["chair"]["precision"] >= 0.5 and q["chair"]["recall"] >= 0.5, q["chair"]
-    assert q["sofa"]["precision"] >= 0.5, q["sofa"]
+    for name in ("chair", "sofa"):
+        t = q[name]["at_threshold"]
+        assert t["precision"] >= 0.5 and t["recall"] >= 0.5, (name, t)
     assert q["sofa"]["synonym_same_top"]
     assert np.isfinite(living_eval["semantic"]["miou"])
+
+
+def test_margin_rule_ranks_the_chairs_first(living_eval):
+    """The evaluation's ranking rule (segments within 0.05 of the best score, no threshold): the
+    chairs' segments lead "chair" (precision and recall >= 0.5) and the sofa's best segment leads "sofa"."""
+    q = living_eval["queries"]
+    assert q["chair"]["precision"] >= 0.5 and q["chair"]["recall"] >= 0.5, q["chair"]
+    assert q["sofa"]["precision"] >= 0.5, q["sofa"]
 
 
 def test_queries_also_report_the_add_ons_threshold_selection(living_eval):
@@ -58,10 +65,10 @@ def test_queries_also_report_the_add_ons_threshold_selection(living_eval):
         assert 0.0 <= t["precision"] <= 1.0 and 0.0 <= t["recall"] <= 1.0, name
 
 
-# Not met yet: the sofa's recall. compact_v1: precision 0.63, recall 0.07; compact_v2 missed the
-# sofa; compact_v4 (+ plain averaging) 0.92 / 0.25: the sofa's other segments are labelled
-# armchair or chair; compact_v8 (the default) 0.92 / 0.31. compact_v7 alone reaches 0.90 / 0.78
-# but fails the chair's precision above. Kept running so an improved encoder shows up as XPASS.
-@pytest.mark.xfail(reason="issue 4 open: the sofa's recall is < 0.5", strict=False)
+# Not met under the margin rule (the threshold rule above meets it): the sofa's recall. compact_v1:
+# precision 0.63, recall 0.07; compact_v2 missed the sofa; compact_v4 (+ plain averaging) 0.92 / 0.25:
+# the sofa's other segments score a little lower than its best one (they are also "armchair" or
+# "chair"); compact_v8 (the default) 0.91 / 0.38. Kept running so an improved encoder shows up as XPASS.
+@pytest.mark.xfail(reason="issue 4 open: under the margin rule the sofa's recall is < 0.5", strict=False)
 def test_sofa_recall(living_eval):
     assert living_eval["queries"]["sofa"]["recall"] >= 0.5, living_eval["queries"]["sofa"]
