@@ -95,6 +95,16 @@ def _aggregate(desc: np.ndarray, weight: np.ndarray, group: np.ndarray, n: int, 
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
+def _pair_cos(d: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """(E,) float32 dot products of rows a[e] and b[e] of d (K,D), ``chunk`` pairs at a time: a
+    1,000-frame video has millions of overlapping mask pairs, and gathering all their rows at once
+    took 2 GB (the stage's peak memory)."""
+    out = np.empty(len(a), np.float32)
+    for i in range(0, len(a), chunk):
+        out[i:i + chunk] = (d[a[i:i + chunk]] * d[b[i:i + chunk]]).sum(1)
+    return out
+
+
 def _same_frame_cos(d: np.ndarray) -> np.ndarray:
     """Cosines of all pairs of rows of d (K,D), upper triangle."""
     iu = np.triu_indices(len(d), 1)
@@ -149,14 +159,14 @@ def lift_masks(points: np.ndarray, cameras: Cameras, frame_masks: Sequence[Seque
         idx, lab, _, border = _frame_pairs(points, cameras.intrinsics[f], cameras.world_from_camera[f],
                                               cameras.image_size, masks, st.radius, spacing or 0.0, st)
         vrows.append(np.full(len(idx), f, np.int32))
-        vcols.append(idx)
+        vcols.append(idx.astype(np.int32))  # int32: these pair lists are the stage's largest arrays
         inm = lab >= 0
         counts = np.bincount(lab[inm], minlength=len(masks))
         ok = counts >= st.min_mask_points
         keep = inm & np.append(ok, False)[lab]  # lab == -1 -> the appended False
         gid = np.cumsum(ok) - 1 + offset  # global ids of the kept masks
-        rows.append(gid[lab[keep]])
-        cols.append(idx[keep])
+        rows.append(gid[lab[keep]].astype(np.int32))
+        cols.append(idx[keep].astype(np.int32))
         mframe.append(np.full(int(ok.sum()), f, np.int32))
         mweight.append(counts[ok] * np.where(border[ok], 0.5, 1.0))
         mspec.append(1.0 - counts[ok] / max(len(idx), 1))  # specificity: 1 - share of the visible points
@@ -197,7 +207,8 @@ def lift_masks(points: np.ndarray, cameras: Cameras, frame_masks: Sequence[Seque
     iou = n_ab / np.maximum(MV[a, mframe_a[b]] + MV[b, mframe_a[a]] - n_ab, 1)
     edge = iou >= st.merge_iou
     if desc is not None and len(a):
-        edge &= (desc[a] * desc[b]).sum(1) >= mask_cos
+        cand = np.flatnonzero(edge)  # only pairs that overlap enough need the descriptor test
+        edge[cand] = _pair_cos(desc, a[cand], b[cand]) >= mask_cos
     # 3. union-find -> groups
     group, ng = _union_find(nm, a[edge], b[edge], iou[edge], mframe_a)
     # 4. groups linked by any mask match (also those the frame rule blocked: a segmenter that
@@ -206,7 +217,8 @@ def lift_masks(points: np.ndarray, cameras: Cameras, frame_masks: Sequence[Seque
         gdesc = _aggregate(desc, mweight_a, group, ng, st.top_views)
         link = iou >= st.merge_iou
         ga, gb = group[a[link]], group[b[link]]
-        link = (ga != gb) & ((gdesc[ga] * gdesc[gb]).sum(1) >= seg_cos)
+        link = ga != gb
+        link[link] = _pair_cos(gdesc, ga[link], gb[link]) >= seg_cos
         g2 = sparse.coo_matrix((np.ones(int(link.sum())), (ga[link], gb[link])), shape=(ng, ng))
         ng, comp = connected_components(g2, directed=False)
         group = comp[group]

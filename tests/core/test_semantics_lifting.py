@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from ov3r.core.scene import load_scene, save_scene
-from ov3r.core.semantics.lifting import LiftSettings, lift_into_scene, lift_masks, segment_table
+from ov3r.core.semantics.lifting import LiftSettings, _pair_cos, lift_into_scene, lift_masks, segment_table
 from ov3r.core.semantics.projection import project, render_depth, visible_points, zbuffer
 from semantics_synthetic import box_scene, gt_masks, instance_descriptors, render_instances
 
@@ -144,3 +144,14 @@ def test_robust_to_over_and_under_segmented_frames():
     pur = _purity(res.segment_id, inst)
     assert len({s for s, _ in pur.values()}) == 4
     assert all(frac > 0.9 for _, frac in pur.values())
+
+
+def test_pair_cosines_in_chunks_equal_the_whole_gather():
+    """The chunked pair dot products (bounded memory) are exactly the one-shot ones, any chunk size."""
+    rng = np.random.default_rng(3)
+    d = rng.standard_normal((50, 16)).astype(np.float32)
+    a, b = rng.integers(0, 50, 1000), rng.integers(0, 50, 1000)
+    whole = (d[a] * d[b]).sum(1)
+    for chunk in (1, 7, 999, 5000):
+        assert np.array_equal(_pair_cos(d, a, b, chunk), whole), chunk
+    assert _pair_cos(d, a[:0], b[:0]).shape == (0,)

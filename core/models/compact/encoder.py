@@ -62,7 +62,7 @@ class ImageEncoder:
 
     def __init__(self, net: CompactImageNet, device: Union[str, torch.device] = "cpu",
                  logit_scale: float = 10.0, logit_bias: float = -10.0, metadata: Optional[Dict[str, str]] = None,
-                 batch_size: int = 64, flip_tta: bool = False, precision: str = "fp32") -> None:
+                 batch_size: int = 8, flip_tta: bool = False, precision: str = "fp32") -> None:
         self.net = net.to(device).eval()
         self.device = torch.device(device)
         #: "fp32" (default: training, evaluation) or "auto" / "bf16": the forward under bf16 autocast
@@ -71,6 +71,10 @@ class ImageEncoder:
         self.logit_scale = float(logit_scale)
         self.logit_bias = float(logit_bias)
         self.metadata = dict(metadata or {})
+        #: crops per forward pass. Small on purpose: a batch of 64 at 256 px has activations of tens of MB,
+        #: which glibc maps and unmaps at every layer (> its 32 MB mmap ceiling), so the pass spends most
+        #: of its time zeroing fresh pages; in the pipeline 8 runs compact_v8 ~1.7x faster per crop than 64
+        #: with no more memory (BENCHMARKS.md, "page faults")
         self.batch_size = int(batch_size)
         #: also encode the mirrored crop and average (2x the cost, usually slightly better)
         self.flip_tta = bool(flip_tta)
