@@ -4,7 +4,7 @@ points, "couch" ranks like "sofa".
 
 The room is ``test_living`` at the benchmark's 640x480, as a 20-frame walk (the evaluation's 20
 keyframes), rendered here on first use and cached by its config hash (~4 min on 2 cores, then
-~3 min of semantics), so CI runs it. Other renders of the same room score differently: on the
+~40 s of semantics), so CI runs it. Other renders of the same room score differently: on the
 150-frame benchmark render "chair" at the threshold has precision 0.39 (a bookcase segment passes),
 on a 320x240 one 0.36, so the check holds on this render, not on every render (BENCHMARKS.md,
 "The acceptance room").

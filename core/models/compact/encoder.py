@@ -73,8 +73,8 @@ class ImageEncoder:
         self.metadata = dict(metadata or {})
         #: crops per forward pass. Small on purpose: a batch of 64 at 256 px has activations of tens of MB,
         #: which glibc maps and unmaps at every layer (> its 32 MB mmap ceiling), so the pass spends most
-        #: of its time zeroing fresh pages; in the pipeline 8 runs compact_v8 ~1.7x faster per crop than 64
-        #: with no more memory (BENCHMARKS.md, "page faults")
+        #: of its time zeroing fresh pages; in the pipeline 8 runs compact_v8 ~1.2-1.3x faster per crop than 64
+        #: and the demo's peak memory is 30 % lower (BENCHMARKS.md, "Encoder batch size and the lifting's memory")
         self.batch_size = int(batch_size)
         #: also encode the mirrored crop and average (2x the cost, usually slightly better)
         self.flip_tta = bool(flip_tta)
