@@ -109,3 +109,25 @@ def test_view_selection_and_depth_range():
     pts = np.concatenate([np.zeros((50, 2)), np.linspace(2, 4, 50)[:, None]], 1)
     near, far = depth_range(np.eye(4), pts, np.arange(50), (0.1, 100.0), pct=(0, 100), margin=1.0)
     assert near == pytest.approx(2.0) and far == pytest.approx(4.0)
+
+
+
+@pytest.mark.parametrize("shape,r", [((5, 1, 24, 31), 3), ((2, 1, 9, 40), 1), ((3, 1, 4, 5), 3), ((1, 1, 1, 1), 2)])
+def test_box_mean_averages_the_window_inside_the_image(shape, r):
+    """The shifted-slice box mean equals the brute-force mean over each window clipped to the image
+    (windows larger than the image included) and, where the pool accepts the padding,
+    avg_pool2d without padded counts (the implementation it replaced)."""
+    import torch
+    import torch.nn.functional as F
+    from ov3r.core.geometry.sfm.plane_sweep import _box
+
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    H, W = shape[-2:]
+    brute = torch.stack([torch.stack([x[..., max(0, i - r):i + r + 1, max(0, j - r):j + r + 1].mean((-2, -1))
+                                      for j in range(W)], -1) for i in range(H)], -2)
+    got = _box(x, r)
+    assert torch.allclose(got, brute, atol=1e-6)
+    if min(H, W) > r:
+        pool = F.avg_pool2d(x, (1, 2 * r + 1), stride=1, padding=(0, r), count_include_pad=False)
+        pool = F.avg_pool2d(pool, (2 * r + 1, 1), stride=1, padding=(r, 0), count_include_pad=False)
+        assert torch.allclose(got, pool, atol=1e-6)
