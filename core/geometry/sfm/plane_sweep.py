@@ -45,10 +45,11 @@ def inverse_depth_samples(dmin: float, dmax: float, num: int) -> np.ndarray:
     return (1.0 / np.linspace(1.0 / dmin, 1.0 / dmax, num)).astype(np.float32)
 
 
-def _window_counts(n: int, r: int) -> torch.Tensor:
-    """(n,) float32: how many of the 2r+1 window positions around each index fall inside [0, n)."""
-    i = torch.arange(n)
-    return (torch.clamp(i + r + 1, max=n) - torch.clamp(i - r, min=0)).float()
+def _window_counts(n: int, r: int, like: torch.Tensor) -> torch.Tensor:
+    """(n,) on ``like``'s device and dtype: how many of the 2r+1 window positions around each index
+    fall inside [0, n)."""
+    i = torch.arange(n, device=like.device)
+    return (torch.clamp(i + r + 1, max=n) - torch.clamp(i - r, min=0)).to(like.dtype)
 
 
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
@@ -67,7 +68,7 @@ def _box(x: torch.Tensor, r: int) -> torch.Tensor:
     out = p[..., 0:H, :].clone()
     for i in range(1, k):
         out += p[..., i:i + H, :]
-    return out.div_(_window_counts(H, r)[:, None] * _window_counts(W, r)[None, :])
+    return out.div_(_window_counts(H, r, x)[:, None] * _window_counts(W, r, x)[None, :])
 
 
 def warp_to_planes(
