@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 OV3R := $(VENV)/bin/ov3r
 STAMP := $(VENV)/.ov3r-installed
 
-.PHONY: setup demo test test-fast extension bench clean
+.PHONY: setup demo test test-fast extension bench clean validation-furniture
 
 setup: $(STAMP)
 
@@ -27,6 +27,13 @@ ASSETS := /usr/share/sweethome3d/furniture
 $(ASSETS):
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sweethome3d-furniture; \
 	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sweethome3d-furniture; fi
+
+# Sweet Home 3D's default furniture catalog, a held-out library for choosing settings (not for tests):
+# the Debian packages sweethome3d and libjava3d-java (the OBJs' material table) unpacked, not installed.
+validation-furniture: $(STAMP)
+	d=$$(mktemp -d) && cd $$d && apt-get download sweethome3d libjava3d-java && \
+	for p in *.deb; do dpkg-deb -x $$p x; done && cd $(CURDIR) && $(PY) -m core.bench.validation_library \
+	  --jar $$d/x/usr/share/sweethome3d/sweethome3d.jar --materials-jar $$d/x/usr/share/java/j3dutils.jar && rm -rf $$d
 
 test: $(STAMP) $(ASSETS)
 	$(PY) -m pytest -q

@@ -15,15 +15,14 @@ import sys
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
+from ..core.semantics.query import DEFAULT_VOCABULARY
+
 # The add-on's package (``bl_ext.<repo>.ov3r`` in Blender): preferences are keyed by it.
 ADDON_PACKAGE = __package__.rpartition(".")[0]
 REQUIRED_MODULES = ("numpy", "av", "pycolmap")
 
 _dep_check_cache: dict[str, str] = {}  # python path -> "" (ok) or the error text
 
-DEFAULT_VOCABULARY = ("wall, floor, ceiling, door, window, chair, armchair, sofa, table, desk, bed, nightstand, "
-                      "lamp, plant, bookcase, cabinet, wardrobe, tv, refrigerator, sink, toilet, radiator, rug, "
-                      "picture")
 DEVICE_ITEMS = [("auto", "Automatic", "CUDA when available, else CPU"), ("cpu", "CPU", "Always the CPU"),
                 ("cuda", "CUDA", "An NVIDIA GPU through torch's CUDA device")]
 

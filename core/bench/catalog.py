@@ -180,15 +180,30 @@ def _load_library_cached(lib_path: str, library: str) -> Tuple[CatalogEntry, ...
     return tuple(entries)
 
 
+def library_path(library: str, furniture_dir: Optional[Path] = None) -> Path:
+    """The file or folder of a library: one of ``library_files(furniture_dir)``, or the validation
+    library (``core.bench.validation_library``), which lives elsewhere so that no split that lists
+    the installed libraries takes it."""
+    libs = library_files(furniture_dir)
+    if library in libs:
+        return libs[library]
+    from .validation_library import VALIDATION_LIBRARY, validation_furniture_dir
+
+    if library == VALIDATION_LIBRARY:
+        held = library_files(validation_furniture_dir())
+        if library in held:
+            return held[library]
+        raise FileNotFoundError(f"the validation library {library!r} is not unpacked in "
+                                f"{validation_furniture_dir()}: run `make validation-furniture`")
+    raise FileNotFoundError(
+        f"furniture library {library!r} not found in {furniture_dir or default_furniture_dir()} "
+        f"(have: {sorted(libs)}); install it with `apt-get install sweethome3d-furniture`"
+    )
+
+
 def load_library(library: str, furniture_dir: Optional[Path] = None) -> List[CatalogEntry]:
     """All entries of one library (``"BlendSwap-CC-0"``, ``"Scopia"``, ...)."""
-    libs = library_files(furniture_dir)
-    if library not in libs:
-        raise FileNotFoundError(
-            f"furniture library {library!r} not found in {furniture_dir or default_furniture_dir()} "
-            f"(have: {sorted(libs)}); install it with `apt-get install sweethome3d-furniture`"
-        )
-    return list(_load_library_cached(str(libs[library]), library))
+    return list(_load_library_cached(str(library_path(library, furniture_dir)), library))
 
 
 def load_catalog(libraries: Optional[Sequence[str]] = None, furniture_dir: Optional[Path] = None) -> List[CatalogEntry]:
@@ -207,13 +222,12 @@ def extract_model(entry: CatalogEntry, dest_root: Path, furniture_dir: Optional[
     Idempotent: an already extracted model is reused (extraction goes to a temp folder
     renamed into place).
     """
-    libs = library_files(furniture_dir)
-    lib_path = libs[entry.library]
     folder = entry.model.rsplit("/", 1)[0] if "/" in entry.model else ""
     dest = Path(dest_root) / entry.library / folder
     obj = Path(dest_root) / entry.library / entry.model
-    if obj.exists():
+    if obj.exists():  # before the library lookup: a render process need not know where the library lives
         return obj
+    lib_path = library_path(entry.library, furniture_dir)
     if lib_path.is_dir():
         src = lib_path / folder
         dest.parent.mkdir(parents=True, exist_ok=True)

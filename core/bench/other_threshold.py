@@ -41,7 +41,8 @@ class RoomSegmentsGT:
     with each segment, ``gt (S,)`` GT class index into those T classes (-1: unlabelled),
     ``weight (S,)`` point counts; ``descriptor``: the stage's descriptor kind ("ovs_fusion", "mean");
     ``counts (S,T)`` points of each class in each segment and ``totals (T,)`` points of each class
-    in the room (segmented or not), for query precision / recall (None: not measured)."""
+    in the room (segmented or not), for query precision / recall (None: not measured);
+    ``descriptors (S,D)`` the segments' descriptors, to score any other text (None: not kept)."""
 
     scores: np.ndarray
     gt: np.ndarray
@@ -49,6 +50,7 @@ class RoomSegmentsGT:
     descriptor: str = ""
     counts: np.ndarray | None = None
     totals: np.ndarray | None = None
+    descriptors: np.ndarray | None = None
 
 
 def room_segments_gt(scene_dir: Path, frames: int = 20, points: int = 150_000,
@@ -76,7 +78,7 @@ def room_segments_gt(scene_dir: Path, frames: int = 20, points: int = 150_000,
     kind = str((scene.metadata["models"].get("descriptor") or {}).get("kind", ""))
     totals = np.bincount(sem, minlength=len(CLASSES))[1:].astype(np.float64)
     return RoomSegmentsGT(segment_scores(scene, text), gt, counts.sum(1).astype(np.float64), kind,
-                          counts[:, 1:].astype(np.float64), totals)
+                          counts[:, 1:].astype(np.float64), totals, scene.segments.descriptor.astype(np.float32))
 
 
 def query_selection(rooms: Sequence[RoomSegmentsGT], thresholds: np.ndarray, min_points: int = 200

@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .room_config import load_config
-from .suite import cached_scene, load_scene, test_suite, validation_configs
+from .suite import cached_scene, heldout_configs, load_scene, test_suite, validation_configs
 
 __all__ = ["main", "resolve_scenes", "evaluate_scene"]
 
@@ -40,6 +40,9 @@ def resolve_scenes(items: Sequence[str]) -> List[Path]:
             continue
         if s == "validation":  # val_* rooms: for choosing settings, never the test suite
             out += [cached_scene(c) for c in validation_configs()]
+            continue
+        if s == "heldout":  # heldout_* rooms: the validation library's furniture, seen by no model
+            out += [cached_scene(c) for c in heldout_configs()]
             continue
         p = Path(s)
         if p.is_file() and p.suffix == ".json":
@@ -143,7 +146,7 @@ def _markdown(rows: List[Dict], cols: Sequence[str]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="ov3r bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--scenes", nargs="+", default=["suite"], help="scene folders, config JSONs, 'suite' or 'validation'")
+    p.add_argument("--scenes", nargs="+", default=["suite"], help="scene folders, config JSONs, 'suite', 'validation' or 'heldout'")
     p.add_argument("--engine", default="sfm", help="geometry engine name, or 'gt' (oracle)")
     p.add_argument("--semantics", default="compact", choices=["compact", "openclip", "none"],
                    help="image encoder of the semantics stage (none: geometry only)")

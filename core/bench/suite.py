@@ -107,6 +107,23 @@ def validation_configs(n: int = 8, **overrides) -> List[RoomConfig]:
                                         enumerate(training_configs(m, VALIDATION_SEED, **kw))], n)
 
 
+HELDOUT_SEED = 2
+
+
+def heldout_configs(n: int = 8, **overrides) -> List[RoomConfig]:
+    """The first ``n`` held-out validation rooms whose layout generates (320x240, 40 frames at 4 fps):
+    random rooms like :func:`validation_configs`, furnished from the validation library only (Sweet
+    Home 3D's default catalog, ``core.bench.validation_library``: in neither training nor test), named
+    ``heldout_<i>``. For settings that must generalise to furniture no model has seen."""
+    from .validation_library import VALIDATION_LIBRARY
+
+    kw = dict(width=320, height=240, frames=40, fps=4.0, samples=8, gt_points=120_000,
+              libraries=(VALIDATION_LIBRARY,))
+    kw.update(overrides)
+    return first_with_layout(lambda m: [c.replace(name=f"heldout_{i}") for i, c in
+                                        enumerate(training_configs(m, HELDOUT_SEED, **kw))], n)
+
+
 def cache_root() -> Path:
     base = os.environ.get("OV3R_CACHE")
     return (Path(base) if base else Path.home() / ".cache" / "ov3r") / "bench"
@@ -160,6 +177,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--training", type=int, default=None, metavar="N",
                    help="render the first N training rooms instead (training libraries only; the rooms "
                         "`ov3r train clip3r --rooms N` and the OVS / compact room data use: 224x168, 40 frames)")
+    p.add_argument("--heldout", type=int, default=None, metavar="N",
+                   help="render the first N held-out validation rooms instead (heldout_*: the validation "
+                        "library's furniture only, 320x240, 40 frames; `make validation-furniture` first)")
     p.add_argument("--validation", type=int, default=None, metavar="N",
                    help="render the first N validation rooms instead (val_*: training libraries, unseen "
                         "rooms, 320x240, 40 frames; for choosing settings without the test suite)")
@@ -173,6 +193,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cfgs = room_configs(Clip3rDataConfig(rooms=a.training, **ov))
     elif a.validation:
         cfgs = validation_configs(a.validation, **ov)
+    elif a.heldout:
+        cfgs = heldout_configs(a.heldout, **ov)
     else:
         cfgs = test_suite(**ov)
     for cfg in cfgs:

@@ -20,6 +20,10 @@ from ..scene import SemanticScene
 from .text_encoder import SPACE_ID, prompt
 
 OTHER = "other"
+#: The add-on's default vocabulary (its Preferences), comma-separated.
+DEFAULT_VOCABULARY = ("wall, floor, ceiling, door, window, chair, armchair, sofa, table, desk, bed, nightstand, "
+                      "lamp, plant, bookcase, cabinet, wardrobe, tv, refrigerator, sink, toilet, radiator, rug, "
+                      "picture")
 DEFAULT_THRESHOLD = 0.2  # cosine; used when the scene's image encoder recorded none
 
 

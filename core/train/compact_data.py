@@ -84,14 +84,19 @@ def assert_training_split(entries: Sequence[CatalogEntry]) -> None:
 
 
 def select_entries(split: str) -> List[CatalogEntry]:
-    """Models of a split: ``"train"`` (all models of the training libraries) or ``"test"``
-    (test-library models with a taxonomy class)."""
+    """Models of a split: ``"train"`` (all models of the training libraries), ``"test"``
+    (test-library models with a taxonomy class) or ``"validation"`` (Sweet Home 3D's default
+    catalog with a taxonomy class, ``core.bench.validation_library``: in neither of the others)."""
     if split == "train":
         entries = load_catalog(training_libraries())
         assert_training_split(entries)
         return entries
     if split == "test":
         return [e for e in load_catalog(TEST_LIBRARIES) if classify_entry(e) is not None]
+    if split == "validation":
+        from ..bench.validation_library import VALIDATION_LIBRARY
+
+        return [e for e in load_catalog([VALIDATION_LIBRARY]) if classify_entry(e) is not None]
     raise ValueError(f"unknown split {split!r}")
 
 
@@ -316,7 +321,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _render_chunk(spec["objects"], Path(argv[2]), int(spec["res"]), int(spec["seed"]))
         return 0
     ap = argparse.ArgumentParser(prog="python -m core.train.compact_data", description=__doc__.split("\n")[0])
-    ap.add_argument("split", choices=["train", "test"])
+    ap.add_argument("split", choices=["train", "test", "validation"])
     ap.add_argument("--views", type=int, default=40, help="views per labelled model")
     ap.add_argument("--views-unlabelled", type=int, default=8)
     ap.add_argument("--res", type=int, default=128)

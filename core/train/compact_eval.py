@@ -30,6 +30,8 @@ __all__ = ["EVAL_DATA", "eval_crops", "evaluate", "save_fixture", "main"]
 
 #: The evaluation renders: test library, 8 views per model, seed 1.
 EVAL_DATA = DataConfig("test", views_labelled=8, views_unlabelled=0, res=128, seed=1)
+#: The same renders of the validation library (``core.bench.validation_library``): for choosing settings.
+VALIDATION_DATA = DataConfig("validation", views_labelled=8, views_unlabelled=0, res=128, seed=1)
 
 
 def eval_crops(rgba: np.ndarray, mode: str = "mask", seed: int = 0):
@@ -135,6 +137,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--table", action="store_true", help="print the per-class table (markdown)")
     ap.add_argument("--tta", action="store_true", help="average the crop and its mirror image")
     ap.add_argument("--save-fixture", default=None, help="write the tiny test fixture (npz) here and exit")
+    ap.add_argument("--split", choices=["test", "validation"], default="test",
+                    help="validation: Sweet Home 3D's default catalog (make validation-furniture), for choosing settings")
     a = ap.parse_args(argv)
     if a.save_fixture:
         print(save_fixture(Path(a.save_fixture)))
@@ -146,10 +150,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     torch.set_num_threads(max(1, min(8, torch.get_num_threads())))
     enc = ImageEncoder.from_pretrained(a.weights, device="cpu")
     enc.flip_tta = a.tta
-    data = load_dataset(build_dataset(EVAL_DATA))
+    data_cfg = VALIDATION_DATA if a.split == "validation" else EVAL_DATA
+    data = load_dataset(build_dataset(data_cfg))
     te = TextEncoder()
     templates = a.templates.split("|") if a.templates else [PROMPT]
-    report = {"weights": str(a.weights or DEFAULT_WEIGHTS.name), "data": EVAL_DATA.__dict__, "results": []}
+    report = {"weights": str(a.weights or DEFAULT_WEIGHTS.name), "data": data_cfg.__dict__, "results": []}
     counts: Dict[str, int] = {}
     for o in np.unique(data.obj):
         c = data.objects[o]["class"]
@@ -161,7 +166,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     seen = {classify_entry(e) for e in load_catalog(training_libraries())}
     present = sorted(c for c in counts if c is not None)
     subsets = {"all classes present": present,
-               "classes with >= 2 test models": [c for c in present if counts[c] >= 2],
+               f"classes with >= 2 {a.split} models": [c for c in present if counts[c] >= 2],
                "classes also in training": [c for c in present if c in seen]}
     report["tta"] = a.tta
     for mode in a.modes.split(","):
