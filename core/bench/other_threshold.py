@@ -175,17 +175,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--weights", type=Path, default=None, help="OVS fusion weights (default: the shipped ones)")
     p.add_argument("--write", action="store_true", help="store the threshold in the weights' metadata")
     p.add_argument("--json", type=Path, default=None)
-    p.add_argument("--scenes", choices=["validation", "suite"], default="validation",
-                   help="'suite': report --at thresholds on the test suite (never calibrates there)")
+    p.add_argument("--scenes", choices=["validation", "heldout", "suite"], default="validation",
+                   help="'suite': report --at thresholds on the test suite (never calibrates there); "
+                        "'heldout': the rooms of the validation library's furniture")
     p.add_argument("--at", type=float, nargs="*", default=None, help="report these thresholds only")
     a = p.parse_args(argv)
     if a.scenes == "suite" and (a.write or not a.at):
         p.error("on the test suite only --at thresholds are reported (calibrate on the validation rooms)")
     from ..semantics.fused_descriptor import ovs_weights_path
-    from .suite import cached_scene, test_suite, validation_configs
+    from .suite import cached_scene, heldout_configs, test_suite, validation_configs
 
     weights = ovs_weights_path(a.weights)
-    cfgs = validation_configs(a.rooms) if a.scenes == "validation" else test_suite()
+    cfgs = {"validation": lambda: validation_configs(a.rooms), "heldout": lambda: heldout_configs(a.rooms),
+            "suite": test_suite}[a.scenes]()
     rooms = [room_segments_gt(cached_scene(c), a.frames, ovs_weights=a.weights) for c in cfgs]
     if a.at:
         c = balanced_accuracy(rooms, np.array(a.at), a.trials)

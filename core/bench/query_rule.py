@@ -159,9 +159,10 @@ def best_setting(grid: dict[str, np.ndarray], contrast: bool) -> dict:
 def _rooms(kind: str, n: int, frames: int, cache: Path | None) -> list[RoomSegmentsGT]:
     """The rooms' segments (the stage with GT geometry), from ``cache`` when it has them."""
     from .other_threshold import room_segments_gt
-    from .suite import cached_scene, test_suite, validation_configs
+    from .suite import cached_scene, heldout_configs, test_suite, validation_configs
 
-    cfgs = validation_configs(n) if kind == "validation" else test_suite()
+    cfgs = {"validation": lambda: validation_configs(n), "heldout": lambda: heldout_configs(n),
+            "suite": test_suite}[kind]()
     out = []
     for cfg in cfgs:
         scene_dir = cached_scene(cfg)
@@ -184,7 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m core.bench.query_rule", description=__doc__.split("\n\n")[0])
     p.add_argument("--rooms", type=int, default=8, help="validation rooms (rendered on first use)")
     p.add_argument("--frames", type=int, default=20)
-    p.add_argument("--scenes", choices=["validation", "suite"], default="validation")
+    p.add_argument("--scenes", choices=["validation", "heldout", "suite"], default="validation",
+                   help="heldout: rooms of the validation library's furniture (suite.heldout_configs)")
     p.add_argument("--at", type=float, nargs=3, default=None, metavar=("THRESHOLD", "MARGIN", "SYNONYM_COS"),
                    help="report this contrast setting (and the threshold rule at THRESHOLD) only")
     p.add_argument("--cache", type=Path, default=None, help="keep each room's segments here (re-runs skip the stage)")
