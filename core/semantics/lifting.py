@@ -49,6 +49,9 @@ class LiftSettings:
     min_vote_frac: float = 0.2  # a point joins a segment when >= this fraction of its views agree
     top_views: int = 5  # masks averaged into a segment's descriptor
     graph_points: int = 200_000  # mask-mask IoUs are estimated on a random subset of this many points
+    # points no segment took (never in a keyframe's mask, or outvoted) join the segment of their
+    # nearest segmented point when it is within this many point spacings; None: they stay at -1
+    fill_radius: float | None = None
 
 
 @dataclass
@@ -261,6 +264,21 @@ def lift_masks(points: np.ndarray, cameras: Cameras, frame_masks: Sequence[Seque
     return LiftResult(seg.astype(np.int32), out, per_frame)
 
 
+def fill_unsegmented(points: np.ndarray, segment_id: np.ndarray, radius: float) -> np.ndarray:
+    """(N,) int32: ``segment_id`` with each -1 point given the segment of its nearest segmented point
+    within ``radius`` (metres); points (N,3). Farther points stay -1."""
+    from scipy.spatial import cKDTree
+
+    out = np.asarray(segment_id, np.int32).copy()
+    have, lack = np.flatnonzero(out >= 0), np.flatnonzero(out < 0)
+    if len(have) == 0 or len(lack) == 0 or radius <= 0:
+        return out
+    dist, nn = cKDTree(points[have]).query(points[lack], k=1, distance_upper_bound=radius)
+    near = np.isfinite(dist)
+    out[lack[near]] = out[have[nn[near]]]
+    return out
+
+
 def segment_table(points: np.ndarray, segment_id: np.ndarray, descriptor: np.ndarray) -> Segments:
     """Segments of ``segment_id`` (N,) over ``points`` (N,3): counts, centroids, PCA boxes;
     label "" and score 0. descriptor (S,D)."""
@@ -302,6 +320,12 @@ def lift_into_scene(scene: SemanticScene, frame_masks: Sequence[Sequence[np.ndar
                     settings: LiftSettings | None = None, spacing: float | None = None) -> LiftResult:
     """Lift and write ``scene.segment_id``, ``scene.segments`` and metadata["text_space"] in place."""
     res = lift_masks(scene.points, scene.cameras, frame_masks, frame_descriptors, settings, spacing)
+    st = settings or LiftSettings()
+    if st.fill_radius:
+        from .projection import point_spacing
+
+        step = spacing if spacing else point_spacing(scene.points)
+        res.segment_id = fill_unsegmented(scene.points, res.segment_id, st.fill_radius * step)
     scene.segment_id = res.segment_id
     scene.segments = segment_table(scene.points, res.segment_id, res.descriptor)
     scene.metadata["text_space"] = space_id

@@ -155,3 +155,30 @@ def test_pair_cosines_in_chunks_equal_the_whole_gather():
     for chunk in (1, 7, 999, 5000):
         assert np.array_equal(_pair_cos(d, a, b, chunk), whole), chunk
     assert _pair_cos(d, a[:0], b[:0]).shape == (0,)
+
+
+def test_fill_gives_stray_points_their_nearest_segment_within_the_radius():
+    from ov3r.core.semantics.lifting import fill_unsegmented
+
+    pts = np.array([[0, 0, 0], [0.1, 0, 0], [1, 0, 0], [0.12, 0, 0], [0.95, 0, 0], [5, 0, 0]], np.float32)
+    seg = np.array([0, 0, 1, -1, -1, -1], np.int32)
+    out = fill_unsegmented(pts, seg, 0.1)
+    assert out.tolist() == [0, 0, 1, 0, 1, -1]  # the far point stays without a segment
+    assert seg.tolist() == [0, 0, 1, -1, -1, -1]  # the input is not changed
+    assert fill_unsegmented(pts, np.full(6, -1, np.int32), 1.0).tolist() == [-1] * 6
+    # in the stage's lifting: a box scene with some points masked out of every frame
+    scene, inst = box_scene()
+    fm, fd = _frames(scene, inst)
+    lift_into_scene(scene, fm, fd, "stub")
+    plain = scene.segment_id.copy()
+    scene2, _ = box_scene()
+    lift_into_scene(scene2, fm, fd, "stub", LiftSettings(fill_radius=3.0))
+    kept = plain >= 0
+    filled = ~kept & (scene2.segment_id >= 0)
+    assert filled.sum() > 0.5 * (~kept).sum()  # most stray points lie near a segment here
+    assert (scene2.segment_id[kept] == plain[kept]).all()  # segmented points keep their segment
+    # a filled point joins the segment of its own object (the segment's majority instance)
+    major = {s: np.bincount(inst[plain == s]).argmax() for s in np.unique(plain[kept])}
+    right = np.array([major[s] == i for s, i in zip(scene2.segment_id[filled], inst[filled])])
+    assert right.mean() > 0.8, right.mean()
+    assert scene2.segments.point_count.sum() == (scene2.segment_id >= 0).sum()
