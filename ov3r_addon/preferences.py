@@ -15,7 +15,7 @@ import sys
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
-from ..core.semantics.query import DEFAULT_VOCABULARY
+from ..core.semantics.query import DEFAULT_VOCABULARY, parse_vocabulary
 
 # The add-on's package (``bl_ext.<repo>.ov3r`` in Blender): preferences are keyed by it.
 ADDON_PACKAGE = __package__.rpartition(".")[0]
@@ -167,11 +167,6 @@ def default_vocabulary(context: bpy.types.Context | None = None) -> list[str]:
     prefs = get_preferences(context)
     text = prefs.default_vocabulary if prefs is not None and prefs.default_vocabulary.strip() else DEFAULT_VOCABULARY
     return parse_vocabulary(text)
-
-
-def parse_vocabulary(text: str) -> list[str]:
-    """"chair, sofa ,, table" -> ["chair", "sofa", "table"] (order kept, duplicates dropped)."""
-    return list(dict.fromkeys(w.strip() for w in text.replace("\n", ",").split(",") if w.strip()))
 
 
 def resolve_worker_python(context: bpy.types.Context | None = None) -> str:

@@ -181,23 +181,19 @@ def _load_library_cached(lib_path: str, library: str) -> Tuple[CatalogEntry, ...
 
 
 def library_path(library: str, furniture_dir: Optional[Path] = None) -> Path:
-    """The file or folder of a library: one of ``library_files(furniture_dir)``, or the validation
-    library (``core.bench.validation_library``), which lives elsewhere so that no split that lists
-    the installed libraries takes it."""
-    libs = library_files(furniture_dir)
-    if library in libs:
-        return libs[library]
-    from .validation_library import VALIDATION_LIBRARY, validation_furniture_dir
+    """The file or folder of a library, looked up by name in ``furniture_dir`` (the installed ones),
+    then in the validation library's folder (``core.bench.validation_library``): it lives apart so
+    that no split listing the installed libraries takes it, and is found only when named."""
+    from .validation_library import validation_furniture_dir
 
-    if library == VALIDATION_LIBRARY:
-        held = library_files(validation_furniture_dir())
-        if library in held:
-            return held[library]
-        raise FileNotFoundError(f"the validation library {library!r} is not unpacked in "
-                                f"{validation_furniture_dir()}: run `make validation-furniture`")
+    for d in (furniture_dir, validation_furniture_dir()):
+        libs = library_files(d)
+        if library in libs:
+            return libs[library]
     raise FileNotFoundError(
-        f"furniture library {library!r} not found in {furniture_dir or default_furniture_dir()} "
-        f"(have: {sorted(libs)}); install it with `apt-get install sweethome3d-furniture`"
+        f"furniture library {library!r} not found in {furniture_dir or default_furniture_dir()} nor in "
+        f"{validation_furniture_dir()}: install it with `apt-get install sweethome3d-furniture` "
+        f"(`make validation-furniture` for the validation library)"
     )
 
 

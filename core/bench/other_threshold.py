@@ -183,11 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.scenes == "suite" and (a.write or not a.at):
         p.error("on the test suite only --at thresholds are reported (calibrate on the validation rooms)")
     from ..semantics.fused_descriptor import ovs_weights_path
-    from .suite import cached_scene, heldout_configs, test_suite, validation_configs
+    from .suite import cached_scene, named_rooms
 
     weights = ovs_weights_path(a.weights)
-    cfgs = {"validation": lambda: validation_configs(a.rooms), "heldout": lambda: heldout_configs(a.rooms),
-            "suite": test_suite}[a.scenes]()
+    cfgs = named_rooms(a.scenes, a.rooms)
     rooms = [room_segments_gt(cached_scene(c), a.frames, ovs_weights=a.weights) for c in cfgs]
     if a.at:
         c = balanced_accuracy(rooms, np.array(a.at), a.trials)

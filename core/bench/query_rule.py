@@ -32,11 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..semantics.query import DEFAULT_VOCABULARY
+from ..semantics.query import DEFAULT_VOCABULARY, parse_vocabulary
 from .other_threshold import RoomSegmentsGT
 
-__all__ = ["NO_RIVAL", "RoomQueries", "best_setting", "evaluate_grid", "rival_scores", "room_queries",
-           "vocabulary_words"]
+__all__ = ["NO_RIVAL", "RoomQueries", "best_setting", "evaluate_grid", "rival_scores", "room_queries"]
 
 THRESHOLDS = np.round(np.arange(0.0, 0.9001, 0.01), 2)
 MARGINS = np.array([np.inf, 0.15, 0.1, 0.08, 0.06, 0.05, 0.04, 0.03, 0.02, 0.01, 0.0])
@@ -44,19 +43,17 @@ SYNONYM_COS = np.array([0.8, 0.85, 0.9, 0.999])
 NO_RIVAL = -2.0  # below any cosine: a segment with no rival word is never held back
 
 
-def vocabulary_words(text: str = DEFAULT_VOCABULARY) -> list[str]:
-    """Comma-separated words -> stripped, non-empty, first occurrence kept (case-insensitive)."""
-    out: list[str] = []
-    for w in text.split(","):
-        w = w.strip()
-        if w and w.lower() not in (x.lower() for x in out):
-            out.append(w)
-    return out
-
-
 def _unit(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _rivals(seg_vocab: np.ndarray, text_vocab: np.ndarray, synonym_cos: float) -> np.ndarray:
+    """(Q,S) float32 best rival cosine per query and segment, NO_RIVAL where a query has none.
+    seg_vocab (S,V) segment-word cosines; text_vocab (Q,V) query-word text cosines."""
+    rival = text_vocab < synonym_cos  # (Q,V)
+    s = np.where(rival[:, None, :], seg_vocab[None, :, :], NO_RIVAL)  # (Q,S,V)
+    return (s.max(2) if s.shape[2] else np.full(s.shape[:2], NO_RIVAL)).astype(np.float32)
 
 
 def rival_scores(descriptors: np.ndarray, query_emb: np.ndarray, vocab_emb: np.ndarray,
@@ -65,12 +62,9 @@ def rival_scores(descriptors: np.ndarray, query_emb: np.ndarray, vocab_emb: np.n
 
     descriptors (S,D); query_emb (D,) and vocab_emb (V,D) text embeddings of the prompted words;
     rivals: the words whose text cosine with the query is < ``synonym_cos``."""
-    v = np.atleast_2d(vocab_emb)
-    keep = (_unit(v) @ _unit(query_emb)) < synonym_cos if len(v) else np.zeros(0, bool)
-    d = np.atleast_2d(descriptors)
-    if not keep.any() or d.shape[0] == 0:
-        return np.full(d.shape[0], NO_RIVAL, np.float32)
-    return (_unit(d) @ _unit(v[keep]).T).max(1).astype(np.float32)
+    v = _unit(np.atleast_2d(vocab_emb)).reshape(-1, np.shape(query_emb)[-1])
+    seg_vocab = _unit(np.atleast_2d(descriptors)) @ v.T
+    return _rivals(seg_vocab, (v @ _unit(query_emb))[None], synonym_cos)[0]
 
 
 @dataclass
@@ -104,10 +98,11 @@ def room_queries(room: RoomSegmentsGT, encoder, vocabulary: Sequence[str], synon
         if name in SYNONYMS:
             names.append(SYNONYMS[name])
             cls.append(c)
-    q_emb = encoder.encode([prompt(n) for n in names])
-    v_emb = encoder.encode([prompt(v) for v in vocabulary])
-    d = room.descriptors / np.maximum(np.linalg.norm(room.descriptors, axis=1, keepdims=True), 1e-12)
-    rival = np.stack([np.stack([rival_scores(d, q, v_emb, s) for q in q_emb]) for s in synonym_cos])
+    q_emb = _unit(encoder.encode([prompt(n) for n in names]))
+    v_emb = _unit(encoder.encode([prompt(v) for v in vocabulary]))
+    d = _unit(room.descriptors)
+    seg_vocab, text_vocab = d @ v_emb.T, q_emb @ v_emb.T  # once per room, for every cut
+    rival = np.stack([_rivals(seg_vocab, text_vocab, s) for s in synonym_cos])
     cls = np.array(cls, int)
     return RoomQueries((q_emb @ d.T).astype(np.float32), rival, room.counts[:, cls].T, room.weight,
                        room.totals[cls], names, np.asarray(synonym_cos))
@@ -157,16 +152,19 @@ def best_setting(grid: dict[str, np.ndarray], contrast: bool) -> dict:
 
 
 def _rooms(kind: str, n: int, frames: int, cache: Path | None) -> list[RoomSegmentsGT]:
-    """The rooms' segments (the stage with GT geometry), from ``cache`` when it has them."""
+    """The rooms' segments (the stage with GT geometry, the settings' image encoder), from ``cache``
+    when it has them for the same room, frames and encoder weights."""
+    from ..hashing import file_sha256
+    from ..models.compact.encoder import DEFAULT_WEIGHTS
+    from ..semantics.stage import SemanticsSettings
     from .other_threshold import room_segments_gt
-    from .suite import cached_scene, heldout_configs, test_suite, validation_configs
+    from .suite import cached_scene, named_rooms
 
-    cfgs = {"validation": lambda: validation_configs(n), "heldout": lambda: heldout_configs(n),
-            "suite": test_suite}[kind]()
+    weights = file_sha256(SemanticsSettings.from_env("compact").compact_weights or DEFAULT_WEIGHTS)[:12]
     out = []
-    for cfg in cfgs:
+    for cfg in named_rooms(kind, n):
         scene_dir = cached_scene(cfg)
-        f = cache / f"{scene_dir.name[:16]}_{frames}.npz" if cache is not None else None
+        f = cache / f"{scene_dir.name[:16]}_{frames}_{weights}.npz" if cache is not None else None
         if f is not None and f.exists():
             z = np.load(f)
             out.append(RoomSegmentsGT(z["scores"], z["gt"], z["weight"], str(z["kind"]), z["counts"], z["totals"],
@@ -200,16 +198,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     segs = _rooms(a.scenes, a.rooms, a.frames, a.cache)
     if a.at is not None:
         t, m, s = a.at
-        rooms = [room_queries(r, enc, vocabulary_words(), np.array([s])) for r in segs]
+        rooms = [room_queries(r, enc, parse_vocabulary(DEFAULT_VOCABULARY), np.array([s])) for r in segs]
         g = evaluate_grid(rooms, np.array([t]), np.array([m, np.inf]))
         for j, rule in enumerate(("contrast", "threshold")):
             print(json.dumps({"rule": rule, "threshold": t, "margin": [m, None][j], "synonym_cos": [s, None][j],
                               **{k: float(g[k][0, j, 0]) for k in ("precision", "recall", "f1", "accepted")},
                               "queries": int(g["queries"])}))
         return 0
-    grid = evaluate_grid([room_queries(r, enc, vocabulary_words()) for r in segs])
+    grid = evaluate_grid([room_queries(r, enc, parse_vocabulary(DEFAULT_VOCABULARY)) for r in segs])
     res = {"threshold_rule": best_setting(grid, False), "contrast_rule": best_setting(grid, True),
-           "rooms": len(segs), "frames": a.frames, "vocabulary": vocabulary_words()}
+           "rooms": len(segs), "frames": a.frames, "vocabulary": parse_vocabulary(DEFAULT_VOCABULARY)}
     print(json.dumps(res, indent=1))
     if a.json:
         a.json.write_text(json.dumps({**res, "grid": {k: v.tolist() for k, v in grid.items()}}))

@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .room_config import load_config
-from .suite import cached_scene, heldout_configs, load_scene, test_suite, validation_configs
+from .suite import cached_scene, load_scene, named_rooms
 
 __all__ = ["main", "resolve_scenes", "evaluate_scene"]
 
@@ -35,14 +35,8 @@ __all__ = ["main", "resolve_scenes", "evaluate_scene"]
 def resolve_scenes(items: Sequence[str]) -> List[Path]:
     out: List[Path] = []
     for s in items:
-        if s == "suite":
-            out += [cached_scene(c) for c in test_suite()]
-            continue
-        if s == "validation":  # val_* rooms: for choosing settings, never the test suite
-            out += [cached_scene(c) for c in validation_configs()]
-            continue
-        if s == "heldout":  # heldout_* rooms: the validation library's furniture, seen by no model
-            out += [cached_scene(c) for c in heldout_configs()]
+        if s in ("suite", "validation", "heldout"):  # the last two for choosing settings, never the suite
+            out += [cached_scene(c) for c in named_rooms(s)]
             continue
         p = Path(s)
         if p.is_file() and p.suffix == ".json":

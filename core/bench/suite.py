@@ -124,6 +124,15 @@ def heldout_configs(n: int = 8, **overrides) -> List[RoomConfig]:
                                         enumerate(training_configs(m, HELDOUT_SEED, **kw))], n)
 
 
+def named_rooms(kind: str, n: int = 8) -> List[RoomConfig]:
+    """The configs of a named room set: ``"suite"`` (the test suite), ``"validation"`` (``val_*``) or
+    ``"heldout"`` (``heldout_*``); ``n`` rooms of the latter two."""
+    sets = {"suite": test_suite, "validation": lambda: validation_configs(n), "heldout": lambda: heldout_configs(n)}
+    if kind not in sets:
+        raise ValueError(f"unknown room set {kind!r} (have {sorted(sets)})")
+    return sets[kind]()
+
+
 def cache_root() -> Path:
     base = os.environ.get("OV3R_CACHE")
     return (Path(base) if base else Path.home() / ".cache" / "ov3r") / "bench"

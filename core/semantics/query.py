@@ -24,6 +24,18 @@ OTHER = "other"
 DEFAULT_VOCABULARY = ("wall, floor, ceiling, door, window, chair, armchair, sofa, table, desk, bed, nightstand, "
                       "lamp, plant, bookcase, cabinet, wardrobe, tv, refrigerator, sink, toilet, radiator, rug, "
                       "picture")
+
+
+def parse_vocabulary(text: str) -> list[str]:
+    """"chair, sofa ,, Chair\ntable" -> ["chair", "sofa", "table"]: commas or new lines, order kept,
+    repeats dropped (case-insensitive, the first spelling kept)."""
+    words: dict[str, str] = {}
+    for w in text.replace("\n", ",").split(","):
+        if w.strip():
+            words.setdefault(w.strip().lower(), w.strip())
+    return list(words.values())
+
+
 DEFAULT_THRESHOLD = 0.2  # cosine; used when the scene's image encoder recorded none
 
 

@@ -4,7 +4,8 @@ and a threshold with a query weighed against a vocabulary."""
 import numpy as np
 
 from ov3r.core.bench.other_threshold import RoomSegmentsGT
-from ov3r.core.bench.query_rule import NO_RIVAL, best_setting, evaluate_grid, rival_scores, room_queries, vocabulary_words
+from ov3r.core.bench.query_rule import NO_RIVAL, best_setting, evaluate_grid, rival_scores, room_queries
+from ov3r.core.semantics.query import parse_vocabulary
 
 
 def _unit(x):
@@ -12,9 +13,11 @@ def _unit(x):
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def test_vocabulary_words_strip_and_drop_repeats():
-    assert vocabulary_words(" sofa, chair,, Sofa ,lamp ") == ["sofa", "chair", "lamp"]
-    assert "sofa" in vocabulary_words() and "chair" in vocabulary_words()
+def test_vocabulary_parsing_strips_and_drops_repeats():
+    assert parse_vocabulary(" sofa, chair,, Sofa ,lamp ") == ["sofa", "chair", "lamp"]
+    from ov3r.core.semantics.query import DEFAULT_VOCABULARY
+
+    assert "sofa" in parse_vocabulary(DEFAULT_VOCABULARY) and "chair" in parse_vocabulary(DEFAULT_VOCABULARY)
 
 
 def test_synonyms_are_not_rivals():
