@@ -77,8 +77,10 @@ def semantic_scores(conf: np.ndarray, class_names: Optional[Sequence[str]] = Non
     Returns:
         dict with ``miou``, ``macc``, ``fmiou``, ``head_miou``, ``common_miou``,
         ``tail_miou`` (fractions in [0, 1], NaN when a group is empty), ``per_class``
-        ``{name: {"iou", "acc", "gt_count"}}`` for present classes, ``groups`` (names)
-        and ``num_present``.
+        ``{name: {"iou", "acc", "gt_count", "confused_with", "confused_share"}}`` for present
+        classes (``confused_with``: the wrong prediction taking most of the class's GT points,
+        ``confused_share`` its fraction of them; None / 0 when every point is right),
+        ``groups`` (names) and ``num_present``.
     """
     conf = np.asarray(conf, np.float64)
     C = conf.shape[0]
@@ -108,9 +110,16 @@ def semantic_scores(conf: np.ndarray, class_names: Optional[Sequence[str]] = Non
         groups = thirds_by_frequency(present, pseudo)
     else:
         groups = thirds_by_frequency(present, gt_n)
+    wrong = conf - np.diag(tp)  # off-diagonal: GT c predicted as another class
+    top_wrong = wrong.argmax(1)
+    per_class = {}
+    for c in present:
+        w = wrong[c, top_wrong[c]]
+        per_class[names[c]] = {"iou": float(iou[c]), "acc": float(acc[c]), "gt_count": int(gt_n[c]),
+                               "confused_with": names[top_wrong[c]] if w > 0 else None,
+                               "confused_share": float(w / gt_n[c])}
     out = {"miou": miou, "macc": macc, "fmiou": fmiou, "num_present": len(present),
-           "per_class": {names[c]: {"iou": float(iou[c]), "acc": float(acc[c]), "gt_count": int(gt_n[c])}
-                         for c in present},
+           "per_class": per_class,
            "groups": {g: [names[c] for c in cs] for g, cs in groups.items()}}
     for g, cs in groups.items():
         out[f"{g}_miou"] = float(np.mean(iou[cs])) if cs else nan

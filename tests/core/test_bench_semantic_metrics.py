@@ -34,6 +34,10 @@ def test_confusion_and_scores_by_hand():
     assert math.isclose(s["macc"], (2 / 3 + 1) / 3)
     assert math.isclose(s["fmiou"], (3 * 0.5 + 2 * 2 / 3) / 6)
     assert s["num_present"] == 3 and "unlabeled" not in s["per_class"]
+    # where each class's wrong points went: a's third to b, c's only point to a, b has none wrong
+    assert s["per_class"]["a"]["confused_with"] == "b" and math.isclose(s["per_class"]["a"]["confused_share"], 1 / 3)
+    assert s["per_class"]["c"]["confused_with"] == "a" and s["per_class"]["c"]["confused_share"] == 1.0
+    assert s["per_class"]["b"]["confused_with"] is None and s["per_class"]["b"]["confused_share"] == 0.0
     assert s["groups"] == {"head": ["a"], "common": ["b"], "tail": ["c"]}
     assert math.isclose(s["head_miou"], 0.5) and math.isclose(s["common_miou"], 2 / 3) and s["tail_miou"] == 0
     # an explicit frequency order regroups
