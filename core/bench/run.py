@@ -65,6 +65,21 @@ def _closed_set_labels(res) -> Optional[np.ndarray]:
     return lut[np.where(res.segment_id >= 0, res.segment_id, len(res.segments))]
 
 
+def _oracle_labels(res, images, scene_dir: Path) -> np.ndarray:
+    """(N,) class ids from the real segmenter and lifting with an oracle descriptor (each 2D mask's
+    GT majority class, ``eval_scene.oracle_describer``): the ceiling the segments allow a perfect
+    encoder, per class, under the same label transfer and scoring as the encoders' runs."""
+    from ..jobs import JobContext
+    from ..semantics.eval_scene import oracle_describer
+    from ..semantics.stage import SemanticsSettings, run_semantics
+    from .taxonomy import CLASSES
+
+    describe = oracle_describer(scene_dir, res.cameras.frame_index, len(CLASSES))
+    run_semantics(res, images, JobContext(), SemanticsSettings.from_env("none"), describe=describe)
+    lut = np.append(np.asarray(res.segments.descriptor).argmax(1), 0) if len(res.segments) else np.zeros(1, int)
+    return lut[np.where(res.segment_id >= 0, res.segment_id, len(lut) - 1)]
+
+
 def _run_engine(engine: str, scene: Dict, semantics: Optional[str] = "compact"):
     """-> (points (N,3), labels (N,) class ids or None, keyframe world_from_camera, frame indices, seconds)."""
     t0 = time.perf_counter()
@@ -74,6 +89,10 @@ def _run_engine(engine: str, scene: Dict, semantics: Optional[str] = "compact"):
         from ..semantics.stage import SemanticsSettings, run_semantics
 
         res, images, _, _ = gt_scene(scene["root"], frames=30, points=200_000)
+        if semantics == "oracle":
+            return (np.asarray(res.points, np.float64), _oracle_labels(res, images, scene["root"]),
+                    np.asarray(res.cameras.world_from_camera, np.float64), np.asarray(res.cameras.frame_index),
+                    time.perf_counter() - t0)
         if semantics:
             run_semantics(res, images, JobContext(), SemanticsSettings.from_env(semantics))
         return (np.asarray(res.points, np.float64), _closed_set_labels(res) if semantics else None,
@@ -142,11 +161,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="ov3r bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--scenes", nargs="+", default=["suite"], help="scene folders, config JSONs, 'suite', 'validation' or 'heldout'")
     p.add_argument("--engine", default="sfm", help="geometry engine name, or 'gt' (oracle)")
-    p.add_argument("--semantics", default="compact", choices=["compact", "openclip", "none"],
-                   help="image encoder of the semantics stage (none: geometry only)")
+    p.add_argument("--semantics", default="compact", choices=["compact", "openclip", "oracle", "none"],
+                   help="image encoder of the semantics stage (none: geometry only; oracle: each 2D mask's GT "
+                        "class, the segments' ceiling; gt-geometry only)")
     p.add_argument("--json", type=Path, help="also write the results here")
     a = p.parse_args(argv)
     sem_kind = None if a.semantics == "none" else a.semantics
+    if sem_kind == "oracle" and a.engine != "gt-geometry":
+        p.error("--semantics oracle needs --engine gt-geometry")
     rows = [evaluate_scene(a.engine, s, sem_kind) for s in resolve_scenes(a.scenes)]
     cols = ["scene", "engine", "frames", "fps", "points", "ate_cm", "acc_cm", "comp_cm", "f@1cm", "f@2cm", "f@5cm"]
     print(_markdown(rows, cols))
