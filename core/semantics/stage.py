@@ -201,6 +201,12 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
     if capture is not None:
         capture.update(lift=lift, frame_features=frame_feats, describer=fd,
                        mean_descriptor=np.array(scene.segments.descriptor, copy=True))
+    centring = None
+    if fd is None and encoder is not None and describe is None and getattr(encoder, "centre_mean", None) is not None:
+        # the encoder's calibration mean out of the final descriptors (core/models/compact/centering.py)
+        if len(scene.segments):
+            scene.segments.descriptor = encoder.centre(scene.segments.descriptor)
+        centring = {"alpha": float(encoder.centre_alpha), "mean_norm": float(np.linalg.norm(encoder.centre_mean))}
     if fd is not None:
         ctx.progress("semantics: descriptors", 0, 1)
         inputs = fd.segment_inputs(scene, lift, frame_feats)
@@ -222,6 +228,8 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
         models["descriptor"] = fd.metadata(use_points=True, used_dino=fd.dino is not None)
     else:
         models["descriptor"] = {"kind": "mean", "reason": mean_reason}
+        if centring is not None:
+            models["descriptor"]["centring"] = centring
         calibrated = (getattr(encoder, "metadata", None) or {}).get("other_threshold")
         if calibrated is not None:  # the encoder's threshold for its mean descriptors (core.bench.other_threshold)
             models["descriptor"]["other_threshold"] = float(calibrated)

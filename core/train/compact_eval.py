@@ -9,7 +9,7 @@ object's box + 10 % (:func:`core.train.compact_aug.eval_crop`). Each crop is enc
 (with its mask, without, or as a masked crop) and classified by the nearest text
 embedding among the classes present, prompt ``"This is a photo of a {}"`` (the
 benchmark's). Reported: view-level top-1, object-level top-1 (mean embedding over the
-object's views), class-balanced accuracy, per class (objects, accuracy), chance = 1 / #classes.
+object's views; an encoder with a calibration mean, ``centering.py``, centres each view and each mean), class-balanced accuracy, per class (objects, accuracy), chance = 1 / #classes.
 """
 
 from __future__ import annotations
@@ -63,9 +63,12 @@ def evaluate(encoder, text: TextEncoder, rgba: np.ndarray, obj: np.ndarray, obje
     else:
         emb = emb[keep]
     T = text.encode_prompts(classes, list(templates))
-    pred_view = (emb @ T.T).argmax(1)
+    # the encoder's calibration mean (if its file has one) comes out of the final descriptors:
+    # each view's, and each object's mean view, as the semantics stage does for a segment's
+    centre = getattr(encoder, "centre", None) or (lambda x: x)
+    pred_view = (centre(emb) @ T.T).argmax(1)
     objs = np.unique(obj)
-    oemb = np.stack([emb[obj == o].mean(0) for o in objs])
+    oemb = centre(np.stack([emb[obj == o].mean(0) for o in objs]))
     oy = np.array([y[obj == o][0] for o in objs])
     pred_obj = (oemb @ T.T).argmax(1)
     per_class = {}

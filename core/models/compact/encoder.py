@@ -20,6 +20,7 @@ import torch
 
 from ...hashing import file_sha256
 from ...precision import resolve_precision
+from .centering import MEAN_KEY, centre
 from .net import CompactConfig, CompactImageNet, build_net
 from .preprocess import ArrayOrList, preprocess
 
@@ -78,6 +79,9 @@ class ImageEncoder:
         self.batch_size = int(batch_size)
         #: also encode the mirrored crop and average (2x the cost, usually slightly better)
         self.flip_tta = bool(flip_tta)
+        #: calibration mean (D,) and its weight, from the weights file (``centre``); None: no centring
+        self.centre_mean: Optional[np.ndarray] = None
+        self.centre_alpha = 0.0
 
     @property
     def dim(self) -> int:
@@ -105,12 +109,22 @@ class ImageEncoder:
             raise ValueError(f"{path}: text space {meta.get('space_id')!r} != {SPACE_ID!r}")
         net = build_net(CompactConfig.from_dict(json.loads(meta["config"])))
         sd = load_file(str(path))
+        mean = sd.pop(MEAN_KEY, None)  # a calibration mean is not part of the network (centering.py)
         load_trainable(net, {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, path)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         enc = cls(net, device, float(meta.get("logit_scale", 10.0)), float(meta.get("logit_bias", -10.0)), meta,
                   precision=precision)
         enc.weights_sha256 = file_sha256(path)  # models trained on its outputs (OVS fusion) check it
+        if mean is not None:
+            enc.centre_mean = mean.float().numpy()
+            enc.centre_alpha = float(json.loads(meta.get("centering", "{}")).get("alpha", 1.0))
         return enc
+
+    def centre(self, emb: np.ndarray) -> np.ndarray:
+        """Final descriptors ``(S, D)`` -> ``(S, D)`` L2-normalised, the file's calibration mean taken out
+        (``core/models/compact/centering.py``; only normalised when the file has none). For aggregated
+        descriptors (a segment's, an object's mean view), not for the lifting's per-mask embeddings."""
+        return centre(emb, self.centre_mean, self.centre_alpha)
 
     @torch.no_grad()
     def encode(self, crops: ArrayOrList, masks: Optional[ArrayOrList] = None) -> np.ndarray:
