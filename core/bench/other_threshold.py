@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RoomSegmentsGT", "balanced_accuracy", "best_threshold", "query_selection", "room_segments_gt"]
+__all__ = ["RoomSegmentsGT", "balanced_accuracy", "best_threshold", "query_selection", "room_segments_gt",
+           "room_set_segments"]
 
 
 @dataclass
@@ -79,6 +80,34 @@ def room_segments_gt(scene_dir: Path, frames: int = 20, points: int = 150_000,
     totals = np.bincount(sem, minlength=len(CLASSES))[1:].astype(np.float64)
     return RoomSegmentsGT(segment_scores(scene, text), gt, counts.sum(1).astype(np.float64), kind,
                           counts[:, 1:].astype(np.float64), totals, scene.segments.descriptor.astype(np.float32))
+
+
+def room_set_segments(kind: str, n: int, frames: int, cache: Path | None) -> list[RoomSegmentsGT]:
+    """The segments of a named room set (``suite.named_rooms``; the stage with GT geometry and the
+    settings' image encoder), from ``cache`` when it has them for the same room, frames and encoder
+    weights (the file's SHA-256: a recalibrated or centred file is a new key)."""
+    from ..hashing import file_sha256
+    from ..models.compact.encoder import DEFAULT_WEIGHTS
+    from ..semantics.stage import SemanticsSettings
+    from .suite import cached_scene, named_rooms
+
+    weights = file_sha256(SemanticsSettings.from_env("compact").compact_weights or DEFAULT_WEIGHTS)[:12]
+    out = []
+    for cfg in named_rooms(kind, n):
+        scene_dir = cached_scene(cfg)
+        f = cache / f"{scene_dir.name[:16]}_{frames}_{weights}.npz" if cache is not None else None
+        if f is not None and f.exists():
+            z = np.load(f)
+            out.append(RoomSegmentsGT(z["scores"], z["gt"], z["weight"], str(z["kind"]), z["counts"], z["totals"],
+                                      z["descriptors"]))
+            continue
+        r = room_segments_gt(scene_dir, frames)
+        if f is not None:
+            f.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(f, scores=r.scores, gt=r.gt, weight=r.weight, kind=r.descriptor, counts=r.counts,
+                     totals=r.totals, descriptors=r.descriptors)
+        out.append(r)
+    return out
 
 
 def query_selection(rooms: Sequence[RoomSegmentsGT], thresholds: np.ndarray, min_points: int = 200
@@ -179,7 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="'suite': report --at thresholds on the test suite (never calibrates there); "
                         "'heldout': the rooms of the validation library's furniture")
     p.add_argument("--at", type=float, nargs="*", default=None, help="report these thresholds only")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="keep each room's segments here, keyed by the encoder weights (room_set_segments); "
+                        "not with --weights")
     a = p.parse_args(argv)
+    if a.cache is not None and a.weights is not None:
+        p.error("--cache keys the rooms by the image encoder only: not with --weights")
     if a.scenes == "suite" and (a.write or not a.at):
         p.error("on the test suite only --at thresholds are reported (calibrate on the validation rooms)")
     from ..semantics.fused_descriptor import ovs_weights_path
@@ -187,7 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     weights = ovs_weights_path(a.weights)
     cfgs = named_rooms(a.scenes, a.rooms)
-    rooms = [room_segments_gt(cached_scene(c), a.frames, ovs_weights=a.weights) for c in cfgs]
+    if a.cache is not None:
+        rooms = room_set_segments(a.scenes, a.rooms, a.frames, a.cache)
+    else:
+        rooms = [room_segments_gt(cached_scene(c), a.frames, ovs_weights=a.weights) for c in cfgs]
     if a.at:
         c = balanced_accuracy(rooms, np.array(a.at), a.trials)
         q = query_selection(rooms, np.array(a.at))

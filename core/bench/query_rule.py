@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..semantics.query import DEFAULT_VOCABULARY, parse_vocabulary
-from .other_threshold import RoomSegmentsGT
+from .other_threshold import RoomSegmentsGT, room_set_segments
 
 __all__ = ["NO_RIVAL", "RoomQueries", "best_setting", "evaluate_grid", "rival_scores", "room_queries"]
 
@@ -151,34 +151,6 @@ def best_setting(grid: dict[str, np.ndarray], contrast: bool) -> dict:
             "queries": int(grid["queries"])}
 
 
-def _rooms(kind: str, n: int, frames: int, cache: Path | None) -> list[RoomSegmentsGT]:
-    """The rooms' segments (the stage with GT geometry, the settings' image encoder), from ``cache``
-    when it has them for the same room, frames and encoder weights."""
-    from ..hashing import file_sha256
-    from ..models.compact.encoder import DEFAULT_WEIGHTS
-    from ..semantics.stage import SemanticsSettings
-    from .other_threshold import room_segments_gt
-    from .suite import cached_scene, named_rooms
-
-    weights = file_sha256(SemanticsSettings.from_env("compact").compact_weights or DEFAULT_WEIGHTS)[:12]
-    out = []
-    for cfg in named_rooms(kind, n):
-        scene_dir = cached_scene(cfg)
-        f = cache / f"{scene_dir.name[:16]}_{frames}_{weights}.npz" if cache is not None else None
-        if f is not None and f.exists():
-            z = np.load(f)
-            out.append(RoomSegmentsGT(z["scores"], z["gt"], z["weight"], str(z["kind"]), z["counts"], z["totals"],
-                                      z["descriptors"]))
-            continue
-        r = room_segments_gt(scene_dir, frames)
-        if f is not None:
-            f.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(f, scores=r.scores, gt=r.gt, weight=r.weight, kind=r.descriptor, counts=r.counts,
-                     totals=r.totals, descriptors=r.descriptors)
-        out.append(r)
-    return out
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m core.bench.query_rule", description=__doc__.split("\n\n")[0])
     p.add_argument("--rooms", type=int, default=8, help="validation rooms (rendered on first use)")
@@ -195,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..semantics.text_encoder import default_encoder
 
     enc = default_encoder()
-    segs = _rooms(a.scenes, a.rooms, a.frames, a.cache)
+    segs = room_set_segments(a.scenes, a.rooms, a.frames, a.cache)
     if a.at is not None:
         t, m, s = a.at
         rooms = [room_queries(r, enc, parse_vocabulary(DEFAULT_VOCABULARY), np.array([s])) for r in segs]

@@ -92,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--alpha", type=float, default=1.0)
     p.add_argument("--rooms", type=int, default=8, help="validation rooms the mean is measured on")
     p.add_argument("--frames", type=int, default=20)
-    p.add_argument("--cache", type=Path, default=None, help="keep each room's segments here (core.bench.query_rule)")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="keep each room's segments here (other_threshold.room_set_segments)")
     a = p.parse_args(argv)
     import os
 
@@ -104,11 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "centering" in (f.metadata() or {}):
             p.error(f"{src.name} is centred already: give the uncentred encoder")
     os.environ["OV3R_COMPACT_WEIGHTS"] = str(src)  # the rooms' descriptors come from the uncentred encoder
-    from ...bench.query_rule import _rooms
+    from ...bench.other_threshold import room_set_segments
 
-    rooms = _rooms("validation", a.rooms, a.frames, a.cache)
+    rooms = room_set_segments("validation", a.rooms, a.frames, a.cache)
     mean = calibration_mean([r.descriptors for r in rooms])
-    src_note = f"validation rooms val_0..{a.rooms - 1}, {a.frames} keyframes, GT geometry, {sum(map(len, (r.descriptors for r in rooms)))} segments"
+    segments = sum(len(r.descriptors) for r in rooms)
+    src_note = f"validation rooms val_0..{a.rooms - 1}, {a.frames} keyframes, GT geometry, {segments} segments"
     print(write_centred(src, out, mean, a.alpha, src_note), f"|mean| = {np.linalg.norm(mean):.3f}")
     return 0
 
