@@ -20,7 +20,6 @@ import torch
 
 from ...hashing import file_sha256
 from ...precision import resolve_precision
-from .centering import MEAN_KEY, centre
 from .net import CompactConfig, CompactImageNet, build_net
 from .preprocess import ArrayOrList, preprocess
 
@@ -109,6 +108,8 @@ class ImageEncoder:
             raise ValueError(f"{path}: text space {meta.get('space_id')!r} != {SPACE_ID!r}")
         net = build_net(CompactConfig.from_dict(json.loads(meta["config"])))
         sd = load_file(str(path))
+        from .centering import MEAN_KEY  # here, so `python -m core.models.compact.centering` runs cleanly
+
         mean = sd.pop(MEAN_KEY, None)  # a calibration mean is not part of the network (centering.py)
         load_trainable(net, {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, path)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -124,6 +125,8 @@ class ImageEncoder:
         """Final descriptors ``(S, D)`` -> ``(S, D)`` L2-normalised, the file's calibration mean taken out
         (``core/models/compact/centering.py``; only normalised when the file has none). For aggregated
         descriptors (a segment's, an object's mean view), not for the lifting's per-mask embeddings."""
+        from .centering import centre
+
         return centre(emb, self.centre_mean, self.centre_alpha)
 
     @torch.no_grad()
