@@ -220,11 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .suite import cached_scene, named_rooms
 
     weights = ovs_weights_path(a.weights)
-    cfgs = named_rooms(a.scenes, a.rooms)
     if a.cache is not None:
         rooms = room_set_segments(a.scenes, a.rooms, a.frames, a.cache)
     else:
-        rooms = [room_segments_gt(cached_scene(c), a.frames, ovs_weights=a.weights) for c in cfgs]
+        rooms = [room_segments_gt(cached_scene(c), a.frames, ovs_weights=a.weights)
+                 for c in named_rooms(a.scenes, a.rooms)]
     if a.at:
         c = balanced_accuracy(rooms, np.array(a.at), a.trials)
         q = query_selection(rooms, np.array(a.at))

@@ -202,7 +202,7 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
         capture.update(lift=lift, frame_features=frame_feats, describer=fd,
                        mean_descriptor=np.array(scene.segments.descriptor, copy=True))
     centring = None
-    if fd is None and encoder is not None and describe is None and getattr(encoder, "centre_mean", None) is not None:
+    if fd is None and describe is None and getattr(encoder, "centre_mean", None) is not None:
         # the encoder's calibration mean out of the final descriptors (core/models/compact/centering.py)
         if len(scene.segments):
             scene.segments.descriptor = encoder.centre(scene.segments.descriptor)

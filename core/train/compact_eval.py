@@ -9,7 +9,8 @@ object's box + 10 % (:func:`core.train.compact_aug.eval_crop`). Each crop is enc
 (with its mask, without, or as a masked crop) and classified by the nearest text
 embedding among the classes present, prompt ``"This is a photo of a {}"`` (the
 benchmark's). Reported: view-level top-1, object-level top-1 (mean embedding over the
-object's views; an encoder with a calibration mean, ``centering.py``, centres each view and each mean), class-balanced accuracy, per class (objects, accuracy), chance = 1 / #classes.
+object's views; an encoder with a calibration mean, ``centering.py``, centres each view and each
+mean), class-balanced accuracy, per class (objects, accuracy), chance = 1 / #classes.
 """
 
 from __future__ import annotations
