@@ -47,6 +47,7 @@ class SemanticsSettings:
     segmenter: str = "classical"  # "classical" | "sam"
     sam_checkpoint: str | None = None  # local SAM weights (segmenter "sam")
     sam_model_type: str = "vit_b"
+    sam_points_per_side: int | None = None  # SAM's automatic point grid; None = SamSettings' 32
     openclip_model: str = "ViT-B-16"
     openclip_checkpoint: str | None = None  # local open_clip weights (encoder "openclip")
     openclip_config: str | None = None  # JSON architecture for models open_clip does not ship
@@ -62,7 +63,7 @@ class SemanticsSettings:
     @staticmethod
     def from_env(encoder: str) -> SemanticsSettings:
         """Settings for ``encoder``; SAM / open_clip checkpoints from OV3R_SAM_CHECKPOINT,
-        OV3R_SAM_MODEL_TYPE, OV3R_OPENCLIP_MODEL, OV3R_OPENCLIP_CHECKPOINT, OV3R_OPENCLIP_CONFIG,
+        OV3R_SAM_MODEL_TYPE, OV3R_SAM_POINTS, OV3R_OPENCLIP_MODEL, OV3R_OPENCLIP_CHECKPOINT, OV3R_OPENCLIP_CONFIG,
         OV3R_COMPACT_WEIGHTS, OV3R_DESCRIPTOR ("mean" | "fused"), OV3R_OVS_WEIGHTS,
         OV3R_DINO_CHECKPOINT, OV3R_CROP, OV3R_ENCODER_PRECISION when set."""
         s = SemanticsSettings(encoder=encoder)
@@ -70,6 +71,8 @@ class SemanticsSettings:
         if s.sam_checkpoint:
             s.segmenter = "sam"
         s.sam_model_type = os.environ.get("OV3R_SAM_MODEL_TYPE", s.sam_model_type)
+        if os.environ.get("OV3R_SAM_POINTS"):
+            s.sam_points_per_side = int(os.environ["OV3R_SAM_POINTS"])
         s.openclip_model = os.environ.get("OV3R_OPENCLIP_MODEL", s.openclip_model)
         s.openclip_checkpoint = os.environ.get("OV3R_OPENCLIP_CHECKPOINT") or None
         s.openclip_config = os.environ.get("OV3R_OPENCLIP_CONFIG") or None
@@ -98,9 +101,10 @@ def make_image_encoder(st: SemanticsSettings):
 
 def make_segmenter(st: SemanticsSettings):
     if st.segmenter == "sam":
-        from .segment_sam import SamSegmenter
+        from .segment_sam import SamSegmenter, SamSettings
 
-        return SamSegmenter(st.sam_checkpoint, st.sam_model_type)
+        sam = SamSettings() if st.sam_points_per_side is None else SamSettings(points_per_side=st.sam_points_per_side)
+        return SamSegmenter(st.sam_checkpoint, st.sam_model_type, settings=sam)
     from .segment_classical import ClassicalSegmenter, ClassicalSettings
 
     return ClassicalSegmenter(ClassicalSettings(max_side=st.max_side))
@@ -218,6 +222,8 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
     meta: dict[str, Any] = scene.metadata
     models = dict(meta.get("models") or {})
     models["segmenter"] = getattr(segmenter, "name", type(segmenter).__name__)
+    if getattr(segmenter, "model_type", None):  # SAM: vit_b / vit_l / vit_h, or vit_t (MobileSAM)
+        models["segmenter_model"] = segmenter.model_type
     if encoder is not None:
         models["image_encoder"] = {"kind": st.encoder, "class": type(encoder).__name__, "space": encoder.space_id,
                                    "crop": crop, "precision": getattr(encoder, "precision", "fp32")}

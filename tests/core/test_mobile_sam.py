@@ -110,3 +110,17 @@ def test_segmenter_interface_with_real_weights():
     masks = seg.segment(crop)
     assert masks and all(m.shape == crop.shape[:2] and m.dtype == bool for m in masks)
     assert [m.sum() for m in masks] == sorted((m.sum() for m in masks), reverse=True)
+
+
+@needs_weights
+def test_stage_settings_build_mobile_sam_from_the_environment(monkeypatch):
+    """OV3R_SAM_CHECKPOINT / _MODEL_TYPE / _POINTS select MobileSAM and its point grid."""
+    from ov3r.core.semantics.stage import SemanticsSettings, make_segmenter
+
+    monkeypatch.setenv("OV3R_SAM_CHECKPOINT", str(CKPT))
+    monkeypatch.setenv("OV3R_SAM_MODEL_TYPE", "vit_t")
+    monkeypatch.setenv("OV3R_SAM_POINTS", "8")
+    st = SemanticsSettings.from_env("compact")
+    assert (st.segmenter, st.sam_model_type, st.sam_points_per_side) == ("sam", "vit_t", 8)
+    seg = make_segmenter(st)
+    assert seg.model_type == "vit_t" and seg.generator.point_grids[0].shape == (64, 2)
