@@ -48,6 +48,26 @@ def labels_to_masks(labels: np.ndarray, min_area: int = 0) -> list[np.ndarray]:
     return [labels == i for i in ids[np.argsort(-counts, kind="stable")]]
 
 
+def drop_parts(masks: Sequence[np.ndarray], cover: float) -> list[np.ndarray]:
+    """Masks largest first, without those lying at least ``cover`` inside larger masks already kept.
+
+    SAM's automatic generator returns every granularity (a sofa, its cushions, a cushion's seam).
+    Where masks overlap, the lifting keeps the smallest (``masks_to_labels``), so the parts would
+    replace the objects; dropping them keeps whole objects in the frame's partition."""
+    kept: list[np.ndarray] = []
+    union = None
+    for m in sorted((np.asarray(m, bool) for m in masks), key=lambda m: -int(m.sum())):
+        area = int(m.sum())
+        if area == 0:
+            continue
+        if union is None:
+            union = np.zeros_like(m)
+        if (m & union).sum() < cover * area:
+            kept.append(m)
+            union |= m
+    return kept
+
+
 def resize_masks(masks: Sequence[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
     """Nearest-neighbour resize of bool masks to ``size`` (W,H)."""
     out = []

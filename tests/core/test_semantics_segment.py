@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from ov3r.core.semantics.masks import best_iou, labels_to_masks, masks_to_labels, mean_best_iou
+from ov3r.core.semantics.masks import best_iou, drop_parts, labels_to_masks, masks_to_labels, mean_best_iou
 from ov3r.core.semantics.projection import normals_from_depth
 from ov3r.core.semantics.segment_classical import ClassicalSegmenter
 
@@ -38,6 +38,25 @@ def test_mask_helpers_roundtrip():
     assert lm[0, 0] == 1 and lm[1, 1] == 0  # smallest mask on top
     assert mean_best_iou(masks, lab + 1, ignore=(0,)) == pytest.approx(1.0)
     assert best_iou([], lab + 1) == {1: 0.0, 2: 0.0, 3: 0.0}
+
+
+def test_drop_parts_keeps_whole_objects_in_the_partition():
+    """SAM-style overlapping masks: a sofa, one of its cushions and a lamp that overlaps the sofa a
+    little. The cushion (inside the sofa) goes, the lamp stays, and the partition keeps the sofa."""
+    sofa = np.zeros((20, 30), bool)
+    sofa[5:15, 2:20] = True
+    cushion = np.zeros_like(sofa)
+    cushion[6:10, 3:9] = True
+    lamp = np.zeros_like(sofa)
+    lamp[2:18, 18:26] = True  # 2 of its 8 columns overlap the sofa
+    empty = np.zeros_like(sofa)
+    kept = drop_parts([cushion, lamp, empty, sofa], cover=0.8)
+    assert [m.sum() for m in kept] == [sofa.sum(), lamp.sum()]
+    labels = masks_to_labels(kept)
+    assert (labels[sofa & ~lamp] == 0).all() and (labels[lamp] == 1).all()
+    # with the cushion kept, the smallest-wins partition would cut it out of the sofa
+    assert (masks_to_labels([sofa, lamp, cushion])[cushion] == 2).all()
+    assert len(drop_parts([cushion, sofa], cover=1.01)) == 2  # a cover above 1 keeps every mask
 
 
 def test_normals_from_depth_of_a_plane():
