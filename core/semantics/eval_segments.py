@@ -87,10 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--points-per-side", type=int, default=None, help="SAM's point grid (default: SamSettings')")
     a = p.parse_args(argv)
     if a.sam_checkpoint:
-        from .segment_sam import SamSegmenter, SamSettings
+        from .stage import SemanticsSettings, make_segmenter
 
-        st = SamSettings() if a.points_per_side is None else SamSettings(points_per_side=a.points_per_side)
-        seg = SamSegmenter(a.sam_checkpoint, a.sam_model_type, settings=st)
+        seg = make_segmenter(SemanticsSettings(segmenter="sam", sam_checkpoint=a.sam_checkpoint,
+                                               sam_model_type=a.sam_model_type, sam_points_per_side=a.points_per_side))
     else:
         seg = ClassicalSegmenter()
     rows = [evaluate(s, seg, a.frames, a.depth) for s in a.scenes]

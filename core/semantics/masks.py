@@ -55,14 +55,12 @@ def drop_parts(masks: Sequence[np.ndarray], cover: float) -> list[np.ndarray]:
     Where masks overlap, the lifting keeps the smallest (``masks_to_labels``), so the parts would
     replace the objects; dropping them keeps whole objects in the frame's partition."""
     kept: list[np.ndarray] = []
-    union = None
+    if not len(masks):
+        return kept
+    union = np.zeros_like(np.asarray(masks[0], bool))
     for m in sorted((np.asarray(m, bool) for m in masks), key=lambda m: -int(m.sum())):
         area = int(m.sum())
-        if area == 0:
-            continue
-        if union is None:
-            union = np.zeros_like(m)
-        if (m & union).sum() < cover * area:
+        if area and (m & union).sum() < cover * area:
             kept.append(m)
             union |= m
     return kept

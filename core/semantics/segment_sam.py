@@ -32,40 +32,25 @@ class SamSettings:
     max_side: int = 640  # the image is resized to this before SAM (SAM itself works at 1024)
 
 
-def read_state(path: Path) -> dict:
-    """A checkpoint's tensors by name: safetensors, or ``torch.load(weights_only=True)`` (never an
-    arbitrary pickle); a ``{"model": state}`` wrapper is unwrapped."""
-    import torch
-
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    return state
-
-
 def load_sam(checkpoint: str | Path, model_type: str = "vit_b", device: str = "auto"):
     """A ``segment_anything.Sam`` with the weights of a local ``checkpoint``."""
     import torch
     from segment_anything import sam_model_registry
 
+    from ..models.state_io import read_state_dict
+
     if model_type not in MODEL_TYPES:
         raise ValueError(f"unknown SAM model type {model_type!r}; use one of {', '.join(MODEL_TYPES)}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if model_type == "vit_t":
         from ..models.pretrained.mobile_sam import load_mobile_sam
 
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
         return load_mobile_sam(checkpoint, device)
     path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"SAM checkpoint not found: {path}")
+    state = read_state_dict(path, what="SAM checkpoint")
     with torch.device("meta"):  # no random init of (up to 2.5 GB of) weights that are replaced anyway
         model = sam_model_registry[model_type](checkpoint=None)
-    state = read_state(path)
     try:
         model.load_state_dict(state, assign=True)
     except RuntimeError as exc:
@@ -77,8 +62,6 @@ def load_sam(checkpoint: str | Path, model_type: str = "vit_b", device: str = "a
     # the only non-persistent buffers: SAM's fixed pixel normalisation
     model.register_buffer("pixel_mean", torch.tensor([123.675, 116.28, 103.53]).view(-1, 1, 1), False)
     model.register_buffer("pixel_std", torch.tensor([58.395, 57.12, 57.375]).view(-1, 1, 1), False)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     return model.to(device).eval()
 
 

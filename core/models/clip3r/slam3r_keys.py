@@ -146,29 +146,12 @@ def map_slam3r_state_dict(kind: str, state: Mapping[str, torch.Tensor]
 
 
 def read_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
-    """Tensors of a checkpoint file, without running any pickled code.
+    """Tensors of a SLAM3R checkpoint file, without running any pickled code
+    (``core.models.state_io.read_state_dict``: ``{"model": ...}`` / ``{"state_dict": ...}``
+    unwrapped, DDP's ``module.`` prefix stripped)."""
+    from ..state_io import read_state_dict as read
 
-    ``.safetensors`` through safetensors; anything else through
-    ``torch.load(weights_only=True)``. Unwraps ``{"model": ...}`` / ``{"state_dict": ...}``
-    and strips DDP's ``module.`` prefix.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"SLAM3R checkpoint not found: {path} (download it yourself; Ov3R never does)")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        state = load_file(str(path))
-    else:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-        for key in ("model", "state_dict"):
-            if isinstance(state, dict) and isinstance(state.get(key), dict):
-                state = state[key]
-                break
-    if not isinstance(state, dict):
-        raise TypeError(f"{path}: expected a state dict, got {type(state).__name__}")
-    if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    return read(path, what="SLAM3R checkpoint (download it yourself; Ov3R never does)")
 
 
 @dataclass

@@ -53,26 +53,12 @@ def build_dinov2(arch: str = DEFAULT_ARCH, pretrained: bool = False, meta: bool 
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a checkpoint file, never unpickling code (safetensors or ``weights_only=True``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"DINOv2 checkpoint not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    """Tensors of a DINOv2 checkpoint file, never unpickling code; training wrappers and the
+    ``backbone.`` / ``module.`` / ``dinov2.`` prefixes are removed (``core.models.state_io``)."""
+    from ..state_io import read_state_dict as read
 
-        sd: Mapping = load_file(str(path))
-    else:
-        sd = torch.load(str(path), map_location="cpu", weights_only=True)
-    for key in ("model", "state_dict", "teacher"):  # training checkpoints wrap the weights
-        if isinstance(sd, Mapping) and key in sd and isinstance(sd[key], Mapping):
-            sd = sd[key]
-    if not isinstance(sd, Mapping):
-        raise TypeError(f"{path}: not a state dict")
-    sd = {k: v for k, v in sd.items() if torch.is_tensor(v)}
-    for prefix in ("backbone.", "module.", "dinov2."):
-        if sd and all(k.startswith(prefix) for k in sd):
-            sd = {k[len(prefix):]: v for k, v in sd.items()}
-    return sd
+    return read(path, what="DINOv2 checkpoint", wrappers=("model", "state_dict", "teacher"),
+                prefixes=("backbone.", "module.", "dinov2."))
 
 
 def convert_hf_dinov2(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -127,15 +127,15 @@ def load_mobile_sam(checkpoint: str | Path, device: str = "cpu"):
     """A ``segment_anything.Sam`` with MobileSAM's weights from a local ``checkpoint`` (the
     ``mobile_sam.pt`` state dict, or a safetensors copy of it). Raises ``FileNotFoundError`` /
     ``ValueError`` with what to do for a missing or foreign file."""
-    from ...semantics.segment_sam import read_state
+    from ..state_io import read_state_dict
 
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"MobileSAM checkpoint not found: {path} "
                                 f"(`make mobile-sam` or `python -m core.models.pretrained.mobile_sam fetch` puts it at "
                                 f"{default_path()})")
-    state = read_state(path)
-    if not isinstance(state, dict) or not is_mobile_sam_state(state):
+    state = read_state_dict(path, what="MobileSAM checkpoint")
+    if not is_mobile_sam_state(state):
         raise ValueError(f"{path.name} is not a MobileSAM checkpoint (no TinyViT image encoder in it)")
     model = build_mobile_sam()
     try:
