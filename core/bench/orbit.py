@@ -54,6 +54,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..cache import cache_dir
+
 __all__ = [
     "ORBIT_VERSION",
     "OrbitConfig",
@@ -798,8 +800,7 @@ def load_orbit(root: Path) -> OrbitFixture:
 
 def default_cache_root() -> Path:
     """``$OV3R_CACHE/fixtures`` if ``OV3R_CACHE`` is set, else ``~/.cache/ov3r/fixtures``."""
-    base = os.environ.get("OV3R_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "ov3r") / "fixtures"
+    return cache_dir("fixtures")
 
 
 def config_hash(config: OrbitConfig) -> str:

@@ -43,6 +43,7 @@ from .room_config import ROOM_VERSION, RoomConfig, config_hash
 from .room_layout import RoomLayout, generate_layout
 from .taxonomy import CLASSES, class_id
 from .trajectory import camera_trajectory
+from ..cache import cache_dir
 
 __all__ = ["render_room", "visible_mask", "FLIP_YZ", "model_cache_dir"]
 
@@ -50,8 +51,7 @@ FLIP_YZ = np.diag([1.0, -1.0, -1.0, 1.0])  # OpenCV camera <-> Blender camera
 
 
 def model_cache_dir() -> Path:
-    base = os.environ.get("OV3R_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "ov3r") / "models"
+    return cache_dir("models")
 
 
 # ------------------------------------------------------------------------------- materials

@@ -28,6 +28,7 @@ import numpy as np
 
 from .room_config import RoomConfig, config_hash
 from .splits import TEST_LIBRARIES, training_libraries
+from ..cache import cache_dir
 
 __all__ = ["test_suite", "training_configs", "validation_configs", "cache_root", "cached_scene", "scene_dir", "load_scene"]
 
@@ -134,8 +135,7 @@ def named_rooms(kind: str, n: int = 8) -> List[RoomConfig]:
 
 
 def cache_root() -> Path:
-    base = os.environ.get("OV3R_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "ov3r") / "bench"
+    return cache_dir("bench")
 
 
 def scene_dir(cfg: RoomConfig, root: Optional[Path] = None) -> Path:

@@ -34,6 +34,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from ..cache import cache_dir
+
 __all__ = ["VALIDATION_LIBRARY", "java3d_default_materials", "unpack_default_catalog", "validation_furniture_dir"]
 
 VALIDATION_LIBRARY = "SweetHome3D-default"
@@ -64,8 +66,7 @@ def _add_mtllib(obj: Path) -> None:
 
 def validation_furniture_dir() -> Path:
     """Folder holding the validation library (``$OV3R_CACHE`` or ~/.cache/ov3r, ``validation_furniture``)."""
-    base = os.environ.get("OV3R_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "ov3r") / "validation_furniture"
+    return cache_dir("validation_furniture")
 
 
 def unpack_default_catalog(jar: Path, dest: Path | None = None, materials_jar: Path | None = None) -> Path:

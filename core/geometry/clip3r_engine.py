@@ -67,6 +67,7 @@ from ..precision import resolve_precision
 from ..scene import Cameras, SemanticScene
 from .engine import Keyframe, Reconstruction
 from .torch_threads import torch_threads
+from ..cache import cache_dir
 
 __all__ = ["Clip3rEngine", "Clip3rSettings", "load_clip3r_model", "pose_from_pointmap"]
 
@@ -133,8 +134,7 @@ def foclip_encoder_id(meta: dict) -> str | None:
     is still in the cache. None when unknown."""
     if meta.get("foclip_encoder"):
         return str(meta["foclip_encoder"])
-    base = os.environ.get("OV3R_CACHE")
-    f = (Path(base) if base else Path.home() / ".cache" / "ov3r") / "clip3r_data" / str(meta.get("data", "")) / "meta.json"
+    f = cache_dir("clip3r_data") / str(meta.get("data", "")) / "meta.json"
     try:
         return str(json.loads(f.read_text())["encoder"]) if meta.get("data") else None
     except (OSError, KeyError, ValueError):

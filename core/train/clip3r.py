@@ -53,6 +53,7 @@ from ..models.clip3r import CLIP3R, clip_feature_loss, confidence_l1_loss, get_c
 from ..models.clip3r.checkpoint import default_weights_path
 from ..models.clip3r.config import CLIP3RConfig
 from .clip3r_data import Clip3rDataConfig, Clip3rWindows, PreparedRoom, build_dataset, collate, load_prepared
+from ..cache import cache_dir
 
 __all__ = [
     "I2PStep",
@@ -543,8 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tc.precision = a.precision
     out = a.out
     if out is None:
-        base = os.environ.get("OV3R_CACHE")
-        root = (Path(base) if base else Path.home() / ".cache" / "ov3r") / "clip3r_runs"
+        root = cache_dir("clip3r_runs")
         out = root / (a.config + ("-noclip" if a.no_clip_injection else ""))
     train(tc, dc, out, resume=a.resume, install=a.install, progress=not a.quiet, foclip_weights=a.foclip_weights)
     return 0

@@ -48,6 +48,7 @@ import numpy as np
 from ..bench.room_config import RoomConfig, config_hash
 from ..bench.splits import TEST_LIBRARIES, check_training_config
 from ..models.clip3r.preprocess import fit_image, fit_intrinsics, patch_features, pixel_rays, to_input
+from ..cache import cache_dir
 
 __all__ = [
     "DATA_VERSION",
@@ -117,8 +118,7 @@ def room_configs(dc: Clip3rDataConfig) -> list[RoomConfig]:
 
 
 def _cache_root() -> Path:
-    base = os.environ.get("OV3R_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "ov3r") / "clip3r_data"
+    return cache_dir("clip3r_data")
 
 
 def _encoder_id(encoder) -> str:

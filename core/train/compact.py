@@ -41,6 +41,7 @@ from ..models.compact.net import CompactConfig, SigmoidLoss, build_net
 from ..semantics.text_encoder import TextEncoder
 from .compact_aug import augment, augment_context, background_bank
 from .compact_data import CompactData, DataConfig, build_dataset, load_dataset
+from ..cache import cache_dir
 
 __all__ = ["TEMPLATES", "NAME_TEMPLATES", "jsonl_logger", "object_classes", "text_targets", "main", "train"]
 
@@ -306,8 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m core.train.compact", description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "models" / "compact" / "weights"))
     ap.add_argument("--name", default="compact_v1.safetensors")
-    ap.add_argument("--work-dir", default=str(Path(os.environ.get("OV3R_CACHE", Path.home() / ".cache" / "ov3r"))
-                                              / "compact_runs" / "v1"))
+    ap.add_argument("--work-dir", default=str(cache_dir("compact_runs", "v1")))
     ap.add_argument("--resume", action="store_true", help="continue from <work-dir>/checkpoint.pt")
     ap.add_argument("--init", default=None, help="start from the weights of another run's checkpoint.pt "
                     "(new optimiser and schedule: a second, fine-tuning stage)")

@@ -47,6 +47,7 @@ from .compact import (_backbone_provenance, _Sampler, _targets, jsonl_logger, ob
                       training_rooms)
 from .compact_aug import augment, augment_context, background_bank
 from .compact_data import DataConfig, build_dataset, load_dataset
+from ..cache import cache_dir
 
 __all__ = ["CHUNK", "feature_key", "featurize", "load_features", "train_head", "run", "main"]
 
@@ -232,7 +233,7 @@ def train_head(net: torch.nn.Module, feat: np.ndarray, obj: np.ndarray, objects:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    cache = Path(os.environ.get("OV3R_CACHE", Path.home() / ".cache" / "ov3r"))
+    cache = cache_dir()
     ap = argparse.ArgumentParser(prog="python -m core.train.compact_cached", description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "models" / "compact" / "weights"))
     ap.add_argument("--name", default="compact_cached.safetensors")

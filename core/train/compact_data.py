@@ -44,6 +44,7 @@ import numpy as np
 from ..bench.catalog import CatalogEntry, extract_model, load_catalog
 from ..bench.splits import TEST_LIBRARIES, test_model_ids, training_libraries
 from ..bench.taxonomy import classify_entry
+from ..cache import cache_dir
 
 __all__ = ["DataConfig", "select_entries", "assert_training_split", "dataset_dir", "build_dataset",
            "load_dataset", "CompactData"]
@@ -70,8 +71,7 @@ class DataConfig:
 
 
 def _cache_root() -> Path:
-    base = os.environ.get("OV3R_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "ov3r") / "compact_data"
+    return cache_dir("compact_data")
 
 
 def assert_training_split(entries: Sequence[CatalogEntry]) -> None:

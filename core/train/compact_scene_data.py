@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..bench.splits import TEST_LIBRARIES, test_model_ids
+from ..cache import cache_dir
 
 __all__ = ["SceneCrops", "build_scene_crops", "crops_from_scene"]
 
@@ -123,8 +124,7 @@ def crops_from_scene(scene_dir: Path, res: int = 128, min_pixels: int = 300, fra
 def _cache_path(scene_dirs: Sequence[Path], res: int, min_pixels: int, fragments: int, seed: int) -> Path:
     rooms = [json.loads((Path(d) / "scene.json").read_text())["hash"] for d in scene_dirs]  # config hashes
     h = hashlib.sha256(json.dumps([VERSION, rooms, res, min_pixels, fragments, seed]).encode()).hexdigest()[:16]
-    base = os.environ.get("OV3R_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "ov3r") / "compact_data" / f"scene-{h}.npz"
+    return cache_dir("compact_data") / f"scene-{h}.npz"
 
 
 def build_scene_crops(scene_dirs: Sequence[Path], res: int = 128, min_pixels: int = 300, fragments: int = 2,

@@ -63,6 +63,7 @@ from ..models.ovs import (
 )
 from ..semantics.descriptors import CROPS, DEFAULT_CROP
 from .ovs_data import TEXT_CLASSES, OvsData, structure_points
+from ..cache import cache_dir
 
 __all__ = [
     "DEFAULT_OUT",
@@ -662,7 +663,7 @@ def _train(args: argparse.Namespace, work: Path, log_f, data: OvsData | None, fu
 
 
 def build_parser() -> argparse.ArgumentParser:
-    cache = Path(os.environ.get("OV3R_CACHE", Path.home() / ".cache" / "ov3r"))
+    cache = cache_dir()
     ap = argparse.ArgumentParser(prog="ov3r train ovs", description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="folder of the final weights")
     ap.add_argument("--name", default="ovs_v6.safetensors")

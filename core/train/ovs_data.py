@@ -47,6 +47,7 @@ from ..bench.splits import TEST_LIBRARIES
 from ..bench.taxonomy import CLASSES, STRUCTURE_CLASSES
 from ..hashing import file_sha256
 from .compact_data import CompactData, DataConfig, assert_training_split
+from ..cache import cache_dir
 
 __all__ = [
     "DATA_VERSION",
@@ -79,8 +80,7 @@ def with_crop(spec: dict, crop: str) -> dict:
 
 
 def _cache_root() -> Path:
-    base = os.environ.get("OV3R_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "ov3r") / "ovs_data"
+    return cache_dir("ovs_data")
 
 
 # ------------------------------------------------------------------------------------ OBJ / MTL

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from .config import CLIP3RConfig
 from .model import CLIP3R
+from ...cache import cache_dir
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "default_weights_path", "load_checkpoint", "read_checkpoint_metadata",
            "save_checkpoint"]
@@ -81,5 +82,4 @@ def default_weights_path() -> Path:
     """Our default CLIP3R weights: ``$OV3R_CACHE/clip3r/clip3r.safetensors`` (``~/.cache/ov3r`` by
     default). ``ov3r train clip3r --install`` writes it; the ``clip3r`` engine reads it when no
     other weights are given."""
-    base = os.environ.get("OV3R_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "ov3r") / "clip3r" / "clip3r.safetensors"
+    return cache_dir("clip3r", "clip3r.safetensors")

