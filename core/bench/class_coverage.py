@@ -7,8 +7,8 @@ layouts (no render needed), and (b) how many training-library models the class h
 
     python -m core.bench.class_coverage out/suite.json --rooms heldout
 
-Prints a markdown table (class, GT share, IoU, main confusion, training / test models, in the other
-set) and the mIoU of each group.
+Prints a markdown table (class, GT share, IoU, oracle-descriptor IoU with ``--oracle``, main confusion,
+training / test models, in the other set) and the mIoU of each group.
 """
 
 from __future__ import annotations
@@ -54,8 +54,10 @@ def library_counts(test: bool) -> Counter:
 
 
 def coverage(per_class: Dict[str, Dict], other: Iterable[str], train_models: Dict[str, int],
-             test_models: Optional[Dict[str, int]] = None) -> Dict:
-    """``per_class``: a run's ``semantic["per_class"]``; ``other``: the other room set's classes.
+             test_models: Optional[Dict[str, int]] = None, ceiling: Optional[Dict[str, Dict]] = None) -> Dict:
+    """``per_class``: a run's ``semantic["per_class"]``; ``other``: the other room set's classes;
+    ``ceiling``: optionally the ``per_class`` of the same rooms with oracle descriptors
+    (``ov3r bench --semantics oracle``): what the segments and the lifting allow per class.
 
     Returns ``{"rows": [...], "groups": {label: {"classes": [...], "miou": float}}}``; rows sorted by GT
     share. Structure classes count as having training data (the in-scene crops of training rooms)."""
@@ -66,40 +68,49 @@ def coverage(per_class: Dict[str, Dict], other: Iterable[str], train_models: Dic
         rows.append({"class": c, "share": v["gt_count"] / total, "iou": v["iou"], "confused": v.get("confused_with"),
                      "train_models": None if c in STRUCTURE_CLASSES else int(train_models.get(c, 0)),
                      "test_models": None if c in STRUCTURE_CLASSES or test_models is None else int(test_models.get(c, 0)),
-                     "in_other": c in other})
+                     "in_other": c in other,
+                     "ceiling": ceiling[c]["iou"] if ceiling and c in ceiling else None})
     groups: Dict[str, List[str]] = {"in other": [r["class"] for r in rows if r["in_other"]],
                                     "not in other": [r["class"] for r in rows if not r["in_other"]],
                                     "structure": [r["class"] for r in rows if r["train_models"] is None]}
     for label, lo, hi in MODEL_BINS:
         groups[label] = [r["class"] for r in rows if r["train_models"] is not None
                          and lo <= r["train_models"] and (hi is None or r["train_models"] <= hi)]
-    return {"rows": rows, "groups": {k: {"classes": v, "miou": _mean([per_class[c]["iou"] for c in v])}
-                                     for k, v in groups.items()}}
+    def ceiling_mean(cs):
+        return _mean([ceiling[c]["iou"] for c in cs if c in ceiling]) if ceiling else None
+
+    return {"rows": rows, "groups": {k: {"classes": v, "miou": _mean([per_class[c]["iou"] for c in v]),
+                                         "ceiling_miou": ceiling_mean(v)} for k, v in groups.items()}}
 
 
 def markdown(cov: Dict, other_name: str = "other") -> str:
-    lines = [f"| class | GT % | IoU | confused with | training models | test models | in {other_name} |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"| class | GT % | IoU | oracle IoU | confused with | training models | test models | in {other_name} |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in cov["rows"]:
         tm = "" if r["train_models"] is None else r["train_models"]
         te = "" if r["test_models"] is None else r["test_models"]
-        lines.append(f"| {r['class']} | {_pct(r['share'])} | {_pct(r['iou'])} | {r['confused'] or ''} | {tm} | {te} "
+        lines.append(f"| {r['class']} | {_pct(r['share'])} | {_pct(r['iou'])} | {_pct(r['ceiling'])} | {r['confused'] or ''} "
+                     f"| {tm} | {te} "
                      f"| {'yes' if r['in_other'] else ''} |")
     lines.append("")
     for k, g in cov["groups"].items():
         label = k.replace("in other", f"in {other_name}")
-        lines.append(f"- mIoU over the {len(g['classes'])} classes {label}: {_pct(g['miou'])}")
+        oracle = f" (oracle descriptors: {_pct(g['ceiling_miou'])})" if g["ceiling_miou"] is not None else ""
+        lines.append(f"- mIoU over the {len(g['classes'])} classes {label}: {_pct(g['miou'])}{oracle}")
     return "\n".join(lines)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m core.bench.class_coverage", description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, help="an `ov3r bench --json` file")
+    ap.add_argument("--oracle", type=Path, default=None,
+                    help="the same rooms' `ov3r bench --semantics oracle --json` file: per-class ceiling")
     ap.add_argument("--rooms", default="heldout", choices=("heldout", "validation", "suite"),
                     help="the room set whose classes to split by")
     a = ap.parse_args(argv)
     per_class = json.loads(a.run.read_text())["semantic"]["per_class"]
-    cov = coverage(per_class, room_set_classes(a.rooms), library_counts(test=False), library_counts(test=True))
+    ceiling = json.loads(a.oracle.read_text())["semantic"]["per_class"] if a.oracle else None
+    cov = coverage(per_class, room_set_classes(a.rooms), library_counts(test=False), library_counts(test=True), ceiling)
     print(markdown(cov, a.rooms))
     return 0
 

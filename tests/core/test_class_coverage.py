@@ -13,18 +13,20 @@ def test_groups_split_the_mean_by_other_set_and_training_models():
     per_class = {"wall": _pc(0.8, 500), "chair": _pc(0.4, 100, "table"), "cup": _pc(0.0, 10, "table"),
                  "guitar": _pc(0.1, 20, "chair")}
     cov = coverage(per_class, other={"wall", "chair"}, train_models={"chair": 25, "cup": 3},
-                   test_models={"chair": 11, "cup": 3, "guitar": 1})
+                   test_models={"chair": 11, "cup": 3, "guitar": 1},
+                   ceiling={"wall": _pc(0.9, 500), "chair": _pc(0.7, 100), "cup": _pc(0.2, 10), "guitar": _pc(0.6, 20)})
     g = cov["groups"]
     assert math.isclose(g["in other"]["miou"], 0.6)
     assert math.isclose(g["not in other"]["miou"], 0.05)
+    assert math.isclose(g["not in other"]["ceiling_miou"], 0.4)
     assert g["structure"]["classes"] == ["wall"]
     assert g["with no training models"]["classes"] == ["guitar"]
     assert g["with 1-4 training models"]["classes"] == ["cup"]
     assert g["with 5 or more training models"]["classes"] == ["chair"]
     assert [r["class"] for r in cov["rows"]] == ["wall", "chair", "guitar", "cup"]  # by GT share
     text = markdown(cov, "heldout")
-    assert "| chair | 15.9 | 40.0 | table | 25 | 11 | yes |" in text
-    assert "classes not in heldout: 5.0" in text
+    assert "| chair | 15.9 | 40.0 | 70.0 | table | 25 | 11 | yes |" in text
+    assert "classes not in heldout: 5.0 (oracle descriptors: 40.0)" in text
 
 
 def test_room_set_classes_come_from_the_layouts():
