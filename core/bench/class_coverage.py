@@ -72,7 +72,7 @@ def coverage(per_class: Dict[str, Dict], other: Iterable[str], train_models: Dic
                      "ceiling": ceiling[c]["iou"] if ceiling and c in ceiling else None})
     groups: Dict[str, List[str]] = {"in other": [r["class"] for r in rows if r["in_other"]],
                                     "not in other": [r["class"] for r in rows if not r["in_other"]],
-                                    "structure": [r["class"] for r in rows if r["train_models"] is None]}
+                                    "of structure": [r["class"] for r in rows if r["train_models"] is None]}
     for label, lo, hi in MODEL_BINS:
         groups[label] = [r["class"] for r in rows if r["train_models"] is not None
                          and lo <= r["train_models"] and (hi is None or r["train_models"] <= hi)]
@@ -94,6 +94,8 @@ def markdown(cov: Dict, other_name: str = "other") -> str:
                      f"| {'yes' if r['in_other'] else ''} |")
     lines.append("")
     for k, g in cov["groups"].items():
+        if not g["classes"]:
+            continue
         label = k.replace("in other", f"in {other_name}")
         oracle = f" (oracle descriptors: {_pct(g['ceiling_miou'])})" if g["ceiling_miou"] is not None else ""
         lines.append(f"- mIoU over the {len(g['classes'])} classes {label}: {_pct(g['miou'])}{oracle}")

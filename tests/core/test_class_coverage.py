@@ -19,7 +19,7 @@ def test_groups_split_the_mean_by_other_set_and_training_models():
     assert math.isclose(g["in other"]["miou"], 0.6)
     assert math.isclose(g["not in other"]["miou"], 0.05)
     assert math.isclose(g["not in other"]["ceiling_miou"], 0.4)
-    assert g["structure"]["classes"] == ["wall"]
+    assert g["of structure"]["classes"] == ["wall"]
     assert g["with no training models"]["classes"] == ["guitar"]
     assert g["with 1-4 training models"]["classes"] == ["cup"]
     assert g["with 5 or more training models"]["classes"] == ["chair"]
