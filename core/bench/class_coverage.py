@@ -59,7 +59,8 @@ def coverage(per_class: Dict[str, Dict], other: Iterable[str], train_models: Dic
     ``ceiling``: optionally the ``per_class`` of the same rooms with oracle descriptors
     (``ov3r bench --semantics oracle``): what the segments and the lifting allow per class.
 
-    Returns ``{"rows": [...], "groups": {label: {"classes": [...], "miou": float}}}``; rows sorted by GT
+    Returns ``{"rows": [...], "groups": {label: {"classes", "miou", "ceiling_miou"}}}`` (``ceiling_miou``
+    None without ``ceiling``; means NaN for empty groups); rows sorted by GT
     share. Structure classes count as having training data (the in-scene crops of training rooms)."""
     other = set(other)
     total = sum(v["gt_count"] for v in per_class.values()) or 1
@@ -76,6 +77,7 @@ def coverage(per_class: Dict[str, Dict], other: Iterable[str], train_models: Dic
     for label, lo, hi in MODEL_BINS:
         groups[label] = [r["class"] for r in rows if r["train_models"] is not None
                          and lo <= r["train_models"] and (hi is None or r["train_models"] <= hi)]
+
     def ceiling_mean(cs):
         return _mean([ceiling[c]["iou"] for c in cs if c in ceiling]) if ceiling else None
 
