@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Set
 
 from .per_class import _mean, _pct
+from .splits import models_per_class
 from .taxonomy import STRUCTURE_CLASSES
 
-__all__ = ["room_set_classes", "library_counts", "coverage", "markdown", "main"]
+__all__ = ["room_set_classes", "coverage", "markdown", "main"]
 
 #: Groups of object classes by their number of training-library models: (label, lowest, highest).
 MODEL_BINS = (("with no training models", 0, 0), ("with 1-4 training models", 1, 4),
@@ -41,16 +41,6 @@ def room_set_classes(name: str) -> Set[str]:
     for cfg in cfgs:
         out.update(item.cls for item in generate_layout(cfg).items)
     return out
-
-
-def library_counts(test: bool) -> Counter:
-    """Models per taxonomy class in the training libraries (``test=False``) or the test library."""
-    from .catalog import load_catalog
-    from .splits import TEST_LIBRARIES, training_libraries
-    from .taxonomy import classify_entry
-
-    libs = TEST_LIBRARIES if test else training_libraries()
-    return Counter(c for c in (classify_entry(e) for e in load_catalog(libs)) if c is not None)
 
 
 def coverage(per_class: Dict[str, Dict], other: Iterable[str], train_models: Dict[str, int],
@@ -114,7 +104,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = ap.parse_args(argv)
     per_class = json.loads(a.run.read_text())["semantic"]["per_class"]
     ceiling = json.loads(a.oracle.read_text())["semantic"]["per_class"] if a.oracle else None
-    cov = coverage(per_class, room_set_classes(a.rooms), library_counts(test=False), library_counts(test=True), ceiling)
+    cov = coverage(per_class, room_set_classes(a.rooms), models_per_class(test=False), models_per_class(test=True), ceiling)
     print(markdown(cov, a.rooms))
     return 0
 

@@ -7,13 +7,14 @@ library name in :func:`check_training_config`).
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 from .catalog import TEST_LIBRARY, library_files, load_catalog
 
 __all__ = ["TEST_LIBRARIES", "training_libraries", "test_model_ids", "training_model_ids",
-           "check_training_config"]
+           "check_training_config", "models_per_class"]
 
 TEST_LIBRARIES: Tuple[str, ...] = (TEST_LIBRARY,)
 
@@ -31,6 +32,14 @@ test_model_ids.__test__ = False  # not a pytest test
 
 def training_model_ids(furniture_dir: Optional[Path] = None) -> List[str]:
     return [e.id for e in load_catalog(training_libraries(furniture_dir), furniture_dir)]
+
+
+def models_per_class(test: bool, furniture_dir: Optional[Path] = None) -> Counter:
+    """Taxonomy-classified models per class in the test library (``test``) or the training libraries."""
+    from .taxonomy import classify_entry
+
+    libs = TEST_LIBRARIES if test else training_libraries(furniture_dir)
+    return Counter(c for c in (classify_entry(e) for e in load_catalog(libs, furniture_dir)) if c is not None)
 
 
 def check_training_config(cfg) -> None:

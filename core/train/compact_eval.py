@@ -163,11 +163,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for o in np.unique(data.obj):
         c = data.objects[o]["class"]
         counts[c] = counts.get(c, 0) + 1
-    from ..bench.catalog import load_catalog
-    from ..bench.splits import training_libraries
-    from ..bench.taxonomy import classify_entry
+    from ..bench.splits import models_per_class
 
-    seen = {classify_entry(e) for e in load_catalog(training_libraries())}
+    seen = set(models_per_class(test=False))
     present = sorted(c for c in counts if c is not None)
     subsets = {"all classes present": present,
                f"classes with >= 2 {a.split} models": [c for c in present if counts[c] >= 2],

@@ -51,11 +51,11 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Union
 
 import torch
 
+from ..state_io import read_state_dict as _read_state_dict
 from .model import CLIP3R
 
 __all__ = [
@@ -149,9 +149,7 @@ def read_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
     """Tensors of a SLAM3R checkpoint file, without running any pickled code
     (``core.models.state_io.read_state_dict``: ``{"model": ...}`` / ``{"state_dict": ...}``
     unwrapped, DDP's ``module.`` prefix stripped)."""
-    from ..state_io import read_state_dict as read
-
-    return read(path, what="SLAM3R checkpoint (download it yourself; Ov3R never does)")
+    return _read_state_dict(path, what="SLAM3R checkpoint (download it yourself; Ov3R never does)")
 
 
 @dataclass

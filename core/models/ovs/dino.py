@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..state_io import read_state_dict as _read_state_dict
 from .pooling import mask_pool
 
 __all__ = ["DEFAULT_ARCH", "DinoV2", "build_dinov2", "convert_hf_dinov2", "read_state_dict"]
@@ -55,9 +56,7 @@ def build_dinov2(arch: str = DEFAULT_ARCH, pretrained: bool = False, meta: bool 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a DINOv2 checkpoint file, never unpickling code; training wrappers and the
     ``backbone.`` / ``module.`` / ``dinov2.`` prefixes are removed (``core.models.state_io``)."""
-    from ..state_io import read_state_dict as read
-
-    return read(path, what="DINOv2 checkpoint", wrappers=("model", "state_dict", "teacher"),
+    return _read_state_dict(path, what="DINOv2 checkpoint", wrappers=("model", "state_dict", "teacher"),
                 prefixes=("backbone.", "module.", "dinov2."))
 
 
