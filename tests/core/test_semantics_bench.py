@@ -54,7 +54,7 @@ def test_query_selects_a_present_class_and_couch_ranks_like_sofa(living_eval):
 # (2026-12-02: a bookcase segment scores >= 0.52 for "chair"; the render and the encoder's bf16 path
 # differ by CPU), as other renders of the room did before (BENCHMARKS.md, "The acceptance room").
 # Kept running so a robust fix shows up as XPASS everywhere.
-@pytest.mark.xfail(reason="issue 4 open: chair precision at the threshold depends on the render / CPU", strict=False)
+@pytest.mark.xfail(reason="issue 4: chair precision at the threshold depends on the render / CPU", strict=False)
 def test_chair_precision_at_threshold(living_eval):
     t = living_eval["queries"]["chair"]["at_threshold"]
     assert t["precision"] >= 0.5, t
@@ -84,6 +84,6 @@ def test_queries_also_report_the_add_ons_threshold_selection(living_eval):
 # precision 0.63, recall 0.07; compact_v2 missed the sofa; compact_v4 (+ plain averaging) 0.92 / 0.25:
 # the sofa's other segments score a little lower than its best one (they are also "armchair" or
 # "chair"); compact_v8 (the default) 0.91 / 0.38. Kept running so an improved encoder shows up as XPASS.
-@pytest.mark.xfail(reason="issue 4 open: under the margin rule the sofa's recall is < 0.5", strict=False)
+@pytest.mark.xfail(reason="issue 4: under the margin rule the sofa's recall is < 0.5", strict=False)
 def test_sofa_recall(living_eval):
     assert living_eval["queries"]["sofa"]["recall"] >= 0.5, living_eval["queries"]["sofa"]
