@@ -38,12 +38,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..cache import cache_dir
 from .catalog import extract_model, load_catalog
 from .room_config import ROOM_VERSION, RoomConfig, config_hash
 from .room_layout import RoomLayout, generate_layout
 from .taxonomy import CLASSES, class_id
 from .trajectory import camera_trajectory
-from ..cache import cache_dir
 
 __all__ = ["render_room", "visible_mask", "FLIP_YZ", "model_cache_dir"]
 

@@ -26,9 +26,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..cache import cache_dir
 from .room_config import RoomConfig, config_hash
 from .splits import TEST_LIBRARIES, training_libraries
-from ..cache import cache_dir
 
 __all__ = ["test_suite", "training_configs", "validation_configs", "cache_root", "cached_scene", "scene_dir", "load_scene"]
 

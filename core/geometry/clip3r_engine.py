@@ -62,12 +62,12 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import cache_dir
 from ..jobs import JobContext, JobError
 from ..precision import resolve_precision
 from ..scene import Cameras, SemanticScene
 from .engine import Keyframe, Reconstruction
 from .torch_threads import torch_threads
-from ..cache import cache_dir
 
 __all__ = ["Clip3rEngine", "Clip3rSettings", "load_clip3r_model", "pose_from_pointmap"]
 

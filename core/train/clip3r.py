@@ -49,11 +49,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..cache import cache_dir
 from ..models.clip3r import CLIP3R, clip_feature_loss, confidence_l1_loss, get_config, load_checkpoint, save_checkpoint
 from ..models.clip3r.checkpoint import default_weights_path
 from ..models.clip3r.config import CLIP3RConfig
 from .clip3r_data import Clip3rDataConfig, Clip3rWindows, PreparedRoom, build_dataset, collate, load_prepared
-from ..cache import cache_dir
 
 __all__ = [
     "I2PStep",

@@ -47,8 +47,8 @@ import numpy as np
 
 from ..bench.room_config import RoomConfig, config_hash
 from ..bench.splits import TEST_LIBRARIES, check_training_config
-from ..models.clip3r.preprocess import fit_image, fit_intrinsics, patch_features, pixel_rays, to_input
 from ..cache import cache_dir
+from ..models.clip3r.preprocess import fit_image, fit_intrinsics, patch_features, pixel_rays, to_input
 
 __all__ = [
     "DATA_VERSION",

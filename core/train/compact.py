@@ -33,6 +33,7 @@ import torch
 
 from ..bench.splits import TEST_LIBRARIES
 from ..bench.taxonomy import CLASSES, STRUCTURE_CLASSES
+from ..cache import cache_dir
 from ..models.compact.encoder import save_weights
 from ..hashing import file_sha256
 from ..models.compact.encoder import load_trainable
@@ -41,7 +42,6 @@ from ..models.compact.net import CompactConfig, SigmoidLoss, build_net
 from ..semantics.text_encoder import TextEncoder
 from .compact_aug import augment, augment_context, background_bank
 from .compact_data import CompactData, DataConfig, build_dataset, load_dataset
-from ..cache import cache_dir
 
 __all__ = ["TEMPLATES", "NAME_TEMPLATES", "jsonl_logger", "object_classes", "text_targets", "main", "train"]
 

@@ -39,6 +39,7 @@ import torch
 
 from ..bench.splits import TEST_LIBRARIES
 from ..bench.taxonomy import STRUCTURE_CLASSES
+from ..cache import cache_dir
 from ..models.compact.encoder import save_weights
 from ..models.compact.net import CompactConfig, SigmoidLoss, build_net
 from ..precision import resolve_precision
@@ -47,7 +48,6 @@ from .compact import (_backbone_provenance, _Sampler, _targets, jsonl_logger, ob
                       training_rooms)
 from .compact_aug import augment, augment_context, background_bank
 from .compact_data import DataConfig, build_dataset, load_dataset
-from ..cache import cache_dir
 
 __all__ = ["CHUNK", "feature_key", "featurize", "load_features", "train_head", "run", "main"]
 

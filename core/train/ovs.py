@@ -53,6 +53,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..cache import cache_dir
 from ..models.ovs import (
     FusionConfig,
     OvsFusion,
@@ -63,7 +64,6 @@ from ..models.ovs import (
 )
 from ..semantics.descriptors import CROPS, DEFAULT_CROP
 from .ovs_data import TEXT_CLASSES, OvsData, structure_points
-from ..cache import cache_dir
 
 __all__ = [
     "DEFAULT_OUT",

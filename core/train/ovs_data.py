@@ -45,9 +45,9 @@ import numpy as np
 from ..bench.catalog import CatalogEntry, extract_model
 from ..bench.splits import TEST_LIBRARIES
 from ..bench.taxonomy import CLASSES, STRUCTURE_CLASSES
+from ..cache import cache_dir
 from ..hashing import file_sha256
 from .compact_data import CompactData, DataConfig, assert_training_split
-from ..cache import cache_dir
 
 __all__ = [
     "DATA_VERSION",

@@ -17,9 +17,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from ...cache import cache_dir
 from .config import CLIP3RConfig
 from .model import CLIP3R
-from ...cache import cache_dir
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "default_weights_path", "load_checkpoint", "read_checkpoint_metadata",
            "save_checkpoint"]

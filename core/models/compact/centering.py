@@ -63,27 +63,15 @@ def write_centred(src: str | Path, out: str | Path, mean: np.ndarray, alpha: flo
     ``centering`` = {alpha, source, base file and SHA-256}); any earlier centring of ``src`` is replaced and
     its calibrated "other" threshold dropped (it belonged to the uncentred descriptors)."""
     import torch
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
 
-    from ...hashing import file_sha256
+    from .encoder import weights_metadata, write_derived
 
-    src, out = Path(src), Path(out)
-    with safe_open(str(src), framework="pt") as f:
-        meta = dict(f.metadata() or {})
-    sd = load_file(str(src))
-    dim = json.loads(meta["config"]).get("dim", 384)
+    dim = json.loads(weights_metadata(src)["config"]).get("dim", 384)
     mean = np.asarray(mean, np.float32).reshape(-1)
     if mean.shape != (dim,):
         raise ValueError(f"centring mean of shape {mean.shape} for an encoder of dimension {dim}")
-    sd[MEAN_KEY] = torch.from_numpy(mean.copy())
-    meta.pop("other_threshold", None)
-    meta.pop("other_threshold_calibration", None)
-    meta["centering"] = json.dumps({"alpha": float(alpha), "source": source, "base": src.name,
-                                    "base_sha256": file_sha256(src)})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in sd.items()}, str(out), metadata=meta)
-    return out
+    return write_derived(src, out, "centering", {"alpha": float(alpha), "source": source},
+                         tensors={MEAN_KEY: torch.from_numpy(mean.copy())})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,13 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=None,
                    help="keep each room's segments here (other_threshold.room_set_segments)")
     a = p.parse_args(argv)
-    here = Path(__file__).resolve().parent / "weights"
-    src, out = (here / f if Path(f).name == f else Path(f) for f in (a.src, a.out))
-    from safetensors import safe_open
+    from .encoder import resolve_weights, weights_metadata
 
-    with safe_open(str(src), framework="pt") as f:
-        if "centering" in (f.metadata() or {}):
-            p.error(f"{src.name} is centred already: give the uncentred encoder")
+    src, out = resolve_weights(a.src), resolve_weights(a.out)
+    if "centering" in weights_metadata(src):
+        p.error(f"{src.name} is centred already: give the uncentred encoder")
     os.environ["OV3R_COMPACT_WEIGHTS"] = str(src)  # the rooms' descriptors come from the uncentred encoder
     from ...bench.other_threshold import room_set_segments
 

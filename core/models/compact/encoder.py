@@ -23,7 +23,8 @@ from ...precision import resolve_precision
 from .net import CompactConfig, CompactImageNet, build_net
 from .preprocess import ArrayOrList, preprocess
 
-__all__ = ["ImageEncoder", "DEFAULT_WEIGHTS", "save_weights", "load_trainable", "SPACE_ID"]
+__all__ = ["ImageEncoder", "DEFAULT_WEIGHTS", "save_weights", "load_trainable", "SPACE_ID", "resolve_weights",
+           "weights_metadata", "write_derived"]
 
 #: compact_v8: compact_v4 (COCO backbone) + compact_v7 (ImageNet backbone) averaged (ensemble_net.py)
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "compact_v8.safetensors"
@@ -44,6 +45,40 @@ def save_weights(net: CompactImageNet, path: Union[str, Path], logit_scale: floa
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(sd, str(path), metadata=meta)
     return path
+
+
+def resolve_weights(name: Union[str, Path]) -> Path:
+    """A bare file name (no folder) is a file of the shipped weights folder; anything else is taken as given."""
+    return DEFAULT_WEIGHTS.parent / str(name) if Path(name).name == str(name) else Path(name)
+
+
+def weights_metadata(path: Union[str, Path]) -> Dict[str, str]:
+    """The safetensors metadata of a weights file (``config``, ``logit_scale``, ...), tensors not read."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
+
+
+def write_derived(src: Union[str, Path], out: Union[str, Path], key: str, record: Dict,
+                  config: Optional[Dict] = None, tensors: Optional[Dict[str, torch.Tensor]] = None) -> Path:
+    """Copy the compact weights ``src`` to ``out`` with ``config`` (a ``CompactConfig.to_dict()``) in
+    place of its own and ``tensors`` added or replaced; metadata ``key`` records ``record`` plus the base
+    file's name and SHA-256. The calibrated "other" threshold is dropped: it belonged to ``src``'s
+    descriptors (recalibrate with ``python -m core.bench.other_threshold --write``)."""
+    from safetensors.torch import load_file, save_file
+
+    src, out = Path(src), Path(out)
+    meta = weights_metadata(src)
+    sd = {**load_file(str(src)), **(tensors or {})}
+    if config is not None:
+        meta["config"] = json.dumps(config)
+    meta.pop("other_threshold", None)
+    meta.pop("other_threshold_calibration", None)
+    meta[key] = json.dumps({**record, "base": src.name, "base_sha256": file_sha256(src)})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(out), metadata=meta)
+    return out
 
 
 def load_trainable(net: torch.nn.Module, sd: Dict[str, torch.Tensor], source: object = "") -> None:
@@ -94,14 +129,12 @@ class ImageEncoder:
     def from_pretrained(cls, path: Union[str, Path, None] = None, device: Optional[str] = None,
                         precision: str = "fp32") -> "ImageEncoder":
         """Load safetensors weights (default: the shipped ``compact_v8``); ``precision`` as ``__init__``."""
-        from safetensors import safe_open
         from safetensors.torch import load_file
 
         path = Path(path) if path is not None else DEFAULT_WEIGHTS
         if not path.exists():
             raise FileNotFoundError(f"compact image encoder weights not found: {path}")
-        with safe_open(str(path), framework="pt") as f:
-            meta = dict(f.metadata() or {})
+        meta = weights_metadata(path)
         if "config" not in meta:
             raise ValueError(f"{path}: not an ov3r compact encoder (no 'config' metadata)")
         if meta.get("space_id", SPACE_ID) != SPACE_ID:

@@ -102,9 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(argv)
     if len(a.files) < 3:
         p.error("give at least two member files and the output file")
-    here = Path(__file__).resolve().parent / "weights"
-    # a bare name is a shipped file; a path with a folder is taken as given (the output need not exist yet)
-    files = [here / f if Path(f).name == f and not Path(f).exists() else Path(f) for f in a.files]
+    from .encoder import resolve_weights
+
+    # a bare name is a shipped file unless it exists here; a path with a folder is taken as given
+    files = [Path(f) if Path(f).exists() else resolve_weights(f) for f in a.files]
     print(merge(files[:-1], files[-1], a.weights))
     return 0
 

@@ -22,6 +22,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .encoder import resolve_weights, weights_metadata, write_derived
+
 __all__ = ["main", "write_variant"]
 
 
@@ -39,14 +41,8 @@ def write_variant(src: str | Path, out: str | Path, conse_weight: float | None =
     """Copy the compact weights ``src`` to ``out`` with the settings changed; -> ``out``.
     Raises ``ValueError`` for a setting the encoder does not have (ConSE without an ImageNet tower,
     member weights without an ensemble or of the wrong count) or when nothing is changed."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
-    from ...hashing import file_sha256
-
-    src, out = Path(src), Path(out)
-    with safe_open(str(src), framework="pt") as f:
-        meta = dict(f.metadata() or {})
+    src = Path(src)
+    meta = weights_metadata(src)
     if "config" not in meta:
         raise ValueError(f"{src}: not an ov3r compact encoder (no 'config' metadata)")
     cfg = json.loads(meta["config"])
@@ -65,13 +61,7 @@ def write_variant(src: str | Path, out: str | Path, conse_weight: float | None =
         changed["member_weights"] = w
     if not changed:
         raise ValueError("write_variant: no setting to change")
-    meta["config"] = json.dumps(cfg)
-    meta.pop("other_threshold", None)
-    meta.pop("other_threshold_calibration", None)
-    meta["variant"] = json.dumps({"base": src.name, "base_sha256": file_sha256(src), **changed})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in load_file(str(src)).items()}, str(out), metadata=meta)
-    return out
+    return write_derived(src, out, "variant", changed, config=cfg)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -81,9 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--conse-weight", type=float, default=None, help="the ImageNet tower's ConSE weight")
     p.add_argument("--member-weights", type=float, nargs="+", default=None, help="an ensemble's member weights")
     a = p.parse_args(argv)
-    src = Path(__file__).resolve().parent / "weights" / a.src if Path(a.src).name == a.src else Path(a.src)
     try:
-        print(write_variant(src, a.out, a.conse_weight, a.member_weights))
+        print(write_variant(resolve_weights(a.src), a.out, a.conse_weight, a.member_weights))
     except ValueError as e:
         p.error(str(e))
     return 0
