@@ -6,7 +6,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from . import blend_storage, point_attrs, point_display, scan_labels, scan_query
+from . import blend_storage, compat, point_attrs, point_display, scan_labels, scan_query
 
 COPIED_KEYS = (blend_storage.INFO_KEY, blend_storage.SEGMENTS_KEY, blend_storage.CAMERAS_KEY,
                scan_labels.LABELS_KEY, scan_query.QUERY_KEY)
@@ -28,8 +28,9 @@ def subset_object(src: bpy.types.Object, mask: np.ndarray, name: str,
     if src_mod is not None:
         mod = point_display.add_points_modifier(obj, point_display.get_point_size(src) or 0.01)
         for item in src_mod.node_group.interface.items_tree:  # display mode, threshold, point size
-            if item.item_type == "SOCKET" and item.in_out == "INPUT" and item.identifier in src_mod.keys():
-                mod[item.identifier] = src_mod[item.identifier]
+            if (item.item_type == "SOCKET" and item.in_out == "INPUT" and item.socket_type != "NodeSocketGeometry"
+                    and compat.has_modifier_input(src_mod, item.identifier)):
+                compat.set_modifier_input(mod, item.identifier, compat.get_modifier_input(src_mod, item.identifier))
     for item in src.ov3r_scan.legend:
         new = obj.ov3r_scan.legend.add()
         new.name, new.label_id, new.points = item.name, item.label_id, item.points

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import bpy
 
+from . import compat
+
 NODE_GROUP_NAME = "Ov3R Points"
 MATERIAL_NAME = "Ov3R Point Color"
 MODIFIER_NAME = "Ov3R Points"
@@ -31,8 +33,7 @@ def point_material() -> bpy.types.Material:
         return mat
     mat = bpy.data.materials.new(MATERIAL_NAME)
     mat[_MARK] = 1
-    if bpy.app.version < (5, 0, 0):  # always on (and deprecated) from 5.0
-        mat.use_nodes = True
+    compat.enable_material_nodes(mat)
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     nodes.clear()
     out = nodes.new("ShaderNodeOutputMaterial")
@@ -171,9 +172,9 @@ def set_display(obj: bpy.types.Object, mode: str, threshold: float | None = None
     if mod is None:
         return
     points_node_group()  # upgrade an older group first
-    mod[_identifier(mod.node_group, DISPLAY_SOCKET)] = DISPLAY_MODES[mode]
+    compat.set_modifier_input(mod, _identifier(mod.node_group, DISPLAY_SOCKET), DISPLAY_MODES[mode])
     if threshold is not None:
-        mod[_identifier(mod.node_group, THRESHOLD_SOCKET)] = float(threshold)
+        compat.set_modifier_input(mod, _identifier(mod.node_group, THRESHOLD_SOCKET), float(threshold))
     obj.update_tag()
 
 
@@ -182,7 +183,8 @@ def get_display(obj: bpy.types.Object) -> tuple[int, float] | None:
     if mod is None:
         return None
     group = mod.node_group
-    return int(mod[_identifier(group, DISPLAY_SOCKET)]), float(mod[_identifier(group, THRESHOLD_SOCKET)])
+    return (int(compat.get_modifier_input(mod, _identifier(group, DISPLAY_SOCKET))),
+            float(compat.get_modifier_input(mod, _identifier(group, THRESHOLD_SOCKET))))
 
 
 def point_size_identifier(group: bpy.types.NodeTree) -> str:
@@ -209,13 +211,13 @@ def points_modifier(obj: bpy.types.Object | None) -> bpy.types.NodesModifier | N
 def set_point_size(obj: bpy.types.Object, size: float) -> None:
     mod = points_modifier(obj)
     if mod is not None:
-        mod[point_size_identifier(mod.node_group)] = float(size)
+        compat.set_modifier_input(mod, point_size_identifier(mod.node_group), float(size))
         obj.update_tag()
 
 
 def get_point_size(obj: bpy.types.Object) -> float | None:
     mod = points_modifier(obj)
-    return float(mod[point_size_identifier(mod.node_group)]) if mod is not None else None
+    return float(compat.get_modifier_input(mod, point_size_identifier(mod.node_group))) if mod is not None else None
 
 
 def remove_unused() -> None:

@@ -20,6 +20,7 @@ from ..core.semantics.query import DEFAULT_VOCABULARY, parse_vocabulary
 # The add-on's package (``bl_ext.<repo>.ov3r`` in Blender): preferences are keyed by it.
 ADDON_PACKAGE = __package__.rpartition(".")[0]
 REQUIRED_MODULES = ("numpy", "av", "pycolmap")
+WORKER_PYTHON_ENV = "OV3R_WORKER_PYTHON"  # used when the preference is empty
 
 _dep_check_cache: dict[str, str] = {}  # python path -> "" (ok) or the error text
 
@@ -169,17 +170,24 @@ def default_vocabulary(context: bpy.types.Context | None = None) -> list[str]:
     return parse_vocabulary(text)
 
 
+def configured_worker_python(context: bpy.types.Context | None = None) -> str:
+    """The preference "Worker Python", else ``$OV3R_WORKER_PYTHON`` (scripts, CI), else ""."""
+    prefs = get_preferences(context)
+    if prefs is not None and prefs.worker_python:
+        return bpy.path.abspath(prefs.worker_python)
+    return os.environ.get(WORKER_PYTHON_ENV, "")
+
+
 def resolve_worker_python(context: bpy.types.Context | None = None) -> str:
     """The interpreter to start the worker with, or WorkerPythonError with a clear message."""
-    prefs = get_preferences(context)
-    chosen = bpy.path.abspath(prefs.worker_python) if prefs is not None and prefs.worker_python else ""
+    chosen = configured_worker_python(context)
     python = chosen or sys.executable
     if not chosen and check_python(python) and managed_python():
         python = managed_python()  # Blender's Python lacks the deps: the managed venv has them
     problem = check_python(python)
     if problem:
         last = problem.strip().splitlines()[-1] if problem.strip() else problem
-        where = "The Python set in the preferences" if chosen else f"Blender's Python ({python})"
+        where = f"The configured worker Python ({python})" if chosen else f"Blender's Python ({python})"
         raise WorkerPythonError(
             f"{where} cannot run the Ov3R worker ({last}). In Edit > Preferences > Add-ons > Ov3R, set "
             f"'Worker Python' to an interpreter with {', '.join(REQUIRED_MODULES)} installed, or press "

@@ -27,8 +27,7 @@ _callbacks: dict[int, tuple[Callable[[np.ndarray], None], Callable[[str], None]]
 
 
 def worker_config(context: bpy.types.Context | None = None) -> WorkerConfig:
-    prefs = preferences.get_preferences(context)
-    python = bpy.path.abspath(prefs.worker_python) if prefs is not None and prefs.worker_python else ""
+    python = preferences.configured_worker_python(context)
     if not python:
         python = sys.executable if not preferences.managed_python() else preferences.managed_python()
     return WorkerConfig(python=python, weights=preferences.weights_dir(context), device=preferences.device(context),

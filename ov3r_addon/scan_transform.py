@@ -11,7 +11,7 @@ import numpy as np
 from mathutils import Matrix
 
 from ..core.scene.align import transform_scene
-from . import blend_storage, camera_path, point_attrs, proxies, scan_query, scene_builder
+from . import blend_storage, camera_path, compat, point_attrs, proxies, scan_query, scene_builder
 
 
 def apply_similarity(obj: bpy.types.Object, t: np.ndarray, bl_scene: bpy.types.Scene | None = None) -> None:
@@ -41,15 +41,7 @@ def apply_similarity(obj: bpy.types.Object, t: np.ndarray, bl_scene: bpy.types.S
 
 def _keyframe_frames(cam: bpy.types.Object, count: int) -> np.ndarray | None:
     """Frames of the camera's location keys, or None when they do not match ``count`` poses."""
-    ad = cam.animation_data
-    if ad is None or ad.action is None:
-        return None
-    from bpy_extras import anim_utils
-
-    bag = anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
-    if bag is None:
-        return None
-    curve = bag.fcurves.find("location", index=0)
+    curve = compat.find_fcurve(cam.animation_data, "location", 0)
     if curve is None or len(curve.keyframe_points) != count:
         return None
     return np.array([k.co[0] for k in curve.keyframe_points], np.float64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..ov3r_addon import blend_storage, point_display
+from ..ov3r_addon import blend_storage, compat, point_display
 
 
 class VIEW3D_PT_ov3r_import(bpy.types.Panel):
@@ -66,7 +66,7 @@ class VIEW3D_PT_ov3r_object(bpy.types.Panel):
         mod = point_display.points_modifier(obj)
         if mod is not None:
             ident = point_display.point_size_identifier(mod.node_group)
-            layout.prop(mod, f'["{ident}"]', text="Point Size")
+            compat.draw_modifier_input(layout, mod, ident, "Point Size")
 
 
 CLASSES = (VIEW3D_PT_ov3r_import, VIEW3D_PT_ov3r_object)

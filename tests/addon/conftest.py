@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -49,6 +50,51 @@ def empty_file():
     bpy.ops.wm.read_factory_settings(use_empty=True)
     yield
     bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def blender_ext_run(*args: str) -> subprocess.CompletedProcess:
+    """Blender's own extension tool (build / validate / install-files), without a Blender binary."""
+    tool = Path(bpy.utils.system_resource("SCRIPTS")) / "addons_core/bl_pkg/cli/blender_ext.py"
+    if not tool.is_file():
+        pytest.skip(f"Blender's extension tool not found at {tool}")
+    return subprocess.run([sys.executable, str(tool), *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def extension_zip(tmp_path_factory) -> Path:
+    """The extension zip built from the source tree by Blender's tool, as `make extension` does."""
+    out = tmp_path_factory.mktemp("ext build")
+    res = blender_ext_run("build", "--source-dir", str(REPO), "--output-dir", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    zips = list(out.glob("ov3r-*.zip"))
+    assert len(zips) == 1, res.stdout
+    return zips[0]
+
+
+def evaluated_points(obj, reads: dict[str, tuple[str, int]]) -> tuple[int, dict[str, np.ndarray], list[str]]:
+    """What the points modifier makes of ``obj``: (point count, {attribute: values (count, width)},
+    material names). ``reads`` maps an attribute to its foreach property and width, e.g.
+    ``{"radius": ("value", 1)}``. Object.evaluated_geometry() exists from 4.3; before it the
+    evaluated point cloud is a depsgraph instance of the object, valid only while iterating."""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    evaluated = obj.evaluated_get(depsgraph)
+
+    def read(cloud):
+        out = {}
+        for name, (prop, width) in reads.items():
+            values = np.empty(len(cloud.points) * width, np.float32)
+            cloud.attributes[name].data.foreach_get(prop, values)
+            out[name] = values.reshape(len(cloud.points), width)
+        return len(cloud.points), out, [m.name for m in cloud.materials if m is not None]
+
+    if hasattr(evaluated, "evaluated_geometry"):
+        cloud = evaluated.evaluated_geometry().pointcloud
+        assert cloud is not None, "the points modifier made no point cloud"
+        return read(cloud)
+    for inst in depsgraph.object_instances:
+        if inst.object.type == "POINTCLOUD" and inst.object.original == obj:
+            return read(inst.object.data)
+    raise AssertionError("the points modifier made no point cloud")
 
 
 @pytest.fixture(scope="module")

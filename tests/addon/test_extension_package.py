@@ -11,39 +11,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, USER_RESOURCES, bpy
+from conftest import REPO, USER_RESOURCES, blender_ext_run, bpy
+from ov3r.ov3r_addon import compat
 
 MODULE = "bl_ext.user_default.ov3r"
 
 
-def _blender_ext() -> Path:
-    path = Path(bpy.utils.system_resource("SCRIPTS")) / "addons_core/bl_pkg/cli/blender_ext.py"
-    if not path.is_file():
-        pytest.skip(f"Blender's extension tool not found at {path}")
-    return path
-
-
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(_blender_ext()), *args], capture_output=True, text=True, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def extension_zip(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("ext build")
-    res = _run("build", "--source-dir", str(REPO), "--output-dir", str(out))
-    assert res.returncode == 0, res.stdout + res.stderr
-    zips = list(out.glob("ov3r-*.zip"))
-    assert len(zips) == 1, res.stdout
-    return zips[0]
-
-
 def test_manifest_validates():
-    res = _run("validate", str(REPO))
+    res = blender_ext_run("validate", str(REPO))
     assert res.returncode == 0, res.stdout + res.stderr
 
 
 def test_zip_contents(extension_zip):
-    res = _run("validate", str(extension_zip))
+    res = blender_ext_run("validate", str(extension_zip))
     assert res.returncode == 0, res.stdout + res.stderr
     names = zipfile.ZipFile(extension_zip).namelist()
     for required in ("blender_manifest.toml", "__init__.py", "core/worker.py", "core/scene/io.py",
@@ -124,10 +104,9 @@ def _check_imported_scene(n_min: int, n_keyframes_min: int) -> tuple[int, str]:
     assert any(m.type == "NODES" for m in obj.modifiers)
     cam = bpy.context.scene.camera
     assert cam is not None and cam.type == "CAMERA"
-    fcurves = cam.animation_data.action.fcurves if hasattr(cam.animation_data.action, "fcurves") else None
     assert cam.animation_data is not None and cam.animation_data.action is not None
-    if fcurves is not None:
-        assert len({kp.co[0] for fc in fcurves for kp in fc.keyframe_points}) >= n_keyframes_min
+    fcurves = compat.action_fcurves(cam.animation_data)
+    assert len({kp.co[0] for fc in fcurves for kp in fc.keyframe_points}) >= n_keyframes_min
     assert cam.data.background_images and cam.data.background_images[0].clip is not None
     return n, obj.name
 

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import bpy, make_scene
+from conftest import bpy, evaluated_points, make_scene
 
 from ov3r.ov3r_addon import blend_storage, camera_path, point_display, scene_builder
 
@@ -59,20 +59,17 @@ def _check_built(scene, built: scene_builder.BuiltScene, video_path: str, point_
     assert mod is not None and mod.node_group.name == point_display.NODE_GROUP_NAME
     assert any(n.bl_idname == "GeometryNodeMeshToPoints" for n in mod.node_group.nodes)
     assert point_display.get_point_size(obj) == pytest.approx(point_size)
-    geometry = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).evaluated_geometry()
-    assert geometry.pointcloud is not None and len(geometry.pointcloud.points) == len(scene)
-    radius = np.empty(len(scene), np.float32)
-    geometry.pointcloud.attributes["radius"].data.foreach_get("value", radius)
-    assert np.allclose(radius, point_size)
-    mat = geometry.pointcloud.materials[0]
-    assert mat.name == point_display.MATERIAL_NAME
+    count, attrs, materials = evaluated_points(obj, {"radius": ("value", 1),
+                                                     point_display.SHADING_COLOR: ("color_srgb", 4)})
+    assert count == len(scene)
+    assert np.allclose(attrs["radius"], point_size)
+    assert materials[0] == point_display.MATERIAL_NAME
+    mat = bpy.data.materials[materials[0]]
     attr_nodes = [n for n in mat.node_tree.nodes if n.bl_idname == "ShaderNodeAttribute"]
     assert attr_nodes and attr_nodes[0].attribute_name == point_display.SHADING_COLOR
     assert attr_nodes[0].outputs["Color"].is_linked
     # The shading copy on the evaluated points equals the scene's colours (sRGB -> linear).
-    shade = np.empty(len(scene) * 4, np.float32)
-    geometry.pointcloud.attributes[point_display.SHADING_COLOR].data.foreach_get("color_srgb", shade)
-    assert np.abs(shade.reshape(-1, 4)[:, :3] * 255 - scene.colors).max() < 1.0
+    assert np.abs(attrs[point_display.SHADING_COLOR][:, :3] * 255 - scene.colors).max() < 1.0
 
     _check_camera(scene, built)
 

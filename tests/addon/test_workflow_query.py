@@ -10,7 +10,7 @@ import signal
 
 import numpy as np
 import pytest
-from conftest import bpy, make_scene
+from conftest import bpy, evaluated_points, make_scene
 from ov3r.ov3r_addon import point_attrs, point_display, query_client, query_runner, scan_query
 from ov3r.ov3r_addon.query_client import WorkerConfig
 from test_workflow_common import LABELS, assert_unchanged, build, room_scene, snapshot, use_stand_in
@@ -40,10 +40,8 @@ def test_select_writes_scores_selection_and_display():
     assert obj.ov3r_scan.display == "SCORE" and obj.ov3r_scan.query == "sofa"
     assert scan_query.match_counts(obj, 0.95) == (200, 1)
     # The evaluated points are coloured by the ramp where they match, grey elsewhere.
-    geo = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).evaluated_geometry()
-    col = np.empty(len(obj.data.vertices) * 4, np.float32)
-    geo.pointcloud.attributes[point_display.SHADING_COLOR].data.foreach_get("color", col)
-    col = col.reshape(-1, 4)
+    _count, attrs, _materials = evaluated_points(obj, {point_display.SHADING_COLOR: ("color", 4)})
+    col = attrs[point_display.SHADING_COLOR]
     assert (col[_expected(obj, "sofa"), 0] > 0.85).all() and (col[~_expected(obj, "sofa"), 0] < 0.3).all()
 
 
