@@ -16,6 +16,8 @@ from conftest import bpy
 
 from ov3r.ov3r_addon import blend_storage, job_runner
 
+pytestmark = pytest.mark.blender_matrix  # also run in every supported Blender (make test-blender)
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -172,7 +174,8 @@ def test_unusable_worker_python_is_a_clear_error(tmp_path):
     bad.write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named pycolmap' >&2\nexit 1\n")
     bad.chmod(0o755)
     assert "pycolmap" in preferences.check_python(str(bad))
-    assert preferences.check_python(sys.executable) == ""  # the venv has the engine's dependencies
+    worker = os.environ.get(preferences.WORKER_PYTHON_ENV) or sys.executable
+    assert preferences.check_python(worker) == ""  # the project's venv has the engine's dependencies
 
 
 def test_import_scene_operator(tmp_path):
@@ -214,7 +217,8 @@ def test_timer_callback_drives_the_job(fake, monkeypatch, tmp_path):
 
 
 def test_real_worker_error_reaches_the_user(tmp_path):
-    """The real ``python -m core.worker`` with the automatic worker Python (this venv)."""
+    """The real ``python -m core.worker`` with the automatic worker Python ($OV3R_WORKER_PYTHON,
+    else this venv)."""
     bad = tmp_path / "vidéo cassée.mp4"
     bad.write_bytes(b"garbage")
     with pytest.raises(RuntimeError, match="not a readable video"):

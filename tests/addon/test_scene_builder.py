@@ -12,15 +12,25 @@ from conftest import bpy, evaluated_points, make_scene
 
 from ov3r.ov3r_addon import blend_storage, camera_path, point_display, scene_builder
 
+pytestmark = pytest.mark.blender_matrix  # also run in every supported Blender (make test-blender)
+
 FPS = 30.0
 
 
 def _video(tmp_path, name="vidéo de la pièce.mp4", frames=40, size=(64, 48)):
-    from ov3r.core.video.writer import write_video
+    """A real H.264 file written with PyAV (not core.video: that package needs OpenCV, which the
+    per-version Blender venvs lack)."""
+    import av
 
     path = tmp_path / name
     rng = np.random.default_rng(1)
-    write_video(path, (rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8) for _ in range(frames)), fps=FPS)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=int(FPS))
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for _ in range(frames):
+            img = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(stream.encode())
     return str(path)
 
 

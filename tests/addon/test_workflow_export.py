@@ -10,6 +10,8 @@ from ov3r.core.export import read_labels_json, read_ply_vertices
 from ov3r.ov3r_addon import point_attrs, query_client
 from test_workflow_common import LABELS, build, use_stand_in
 
+pytestmark = pytest.mark.blender_matrix  # also run in every supported Blender (make test-blender)
+
 
 @pytest.fixture(autouse=True)
 def stand_in(registered_addon):

@@ -9,6 +9,8 @@ from conftest import bpy
 from ov3r.ov3r_addon import blend_storage, point_attrs, point_display, preferences, query_client, scan_labels
 from test_workflow_common import LABELS, assert_unchanged, build, snapshot, use_stand_in
 
+pytestmark = pytest.mark.blender_matrix  # also run in every supported Blender (make test-blender)
+
 
 @pytest.fixture(autouse=True)
 def stand_in(registered_addon):

@@ -9,6 +9,8 @@ from conftest import bpy
 from ov3r.ov3r_addon import query_client
 from test_workflow_common import LABELS, build, use_stand_in
 
+pytestmark = pytest.mark.blender_matrix  # also run in every supported Blender (make test-blender)
+
 
 class _Recorder:
     def __init__(self, calls):

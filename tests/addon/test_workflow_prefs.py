@@ -10,6 +10,8 @@ import pytest
 from conftest import bpy
 from ov3r.ov3r_addon import deps_installer, preferences
 
+pytestmark = pytest.mark.blender_matrix  # also run in every supported Blender (make test-blender)
+
 
 def _py(code: str) -> list[str]:
     return [sys.executable, "-c", code]

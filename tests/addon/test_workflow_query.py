@@ -15,6 +15,8 @@ from ov3r.ov3r_addon import point_attrs, point_display, query_client, query_runn
 from ov3r.ov3r_addon.query_client import WorkerConfig
 from test_workflow_common import LABELS, assert_unchanged, build, room_scene, snapshot, use_stand_in
 
+pytestmark = pytest.mark.blender_matrix  # also run in every supported Blender (make test-blender)
+
 
 @pytest.fixture(autouse=True)
 def stand_in(registered_addon):
@@ -200,6 +202,9 @@ def test_async_query_through_the_timer_callback(monkeypatch):
 
 def test_real_text_encoder_worker(monkeypatch):
     """The real offline all-MiniLM-L6-v2 in the real worker process (loads in seconds)."""
+    # The room's descriptors come from the encoder in this process: the project's venv has it, the
+    # per-version Blender venvs do not (there test_release_workflow runs the real query worker).
+    pytest.importorskip("sentence_transformers")
     from ov3r.core.semantics.text_encoder import TextEncoder
 
     query_client.set_encoder_override(None)

@@ -9,6 +9,8 @@ from ov3r.core.export import read_ply_vertices
 from ov3r.ov3r_addon import blend_storage, point_attrs, point_display, query_client, scan_query
 from test_workflow_common import EXTENTS, LABELS, build, use_stand_in
 
+pytestmark = pytest.mark.blender_matrix  # also run in every supported Blender (make test-blender)
+
 
 @pytest.fixture(autouse=True)
 def stand_in(registered_addon):
