@@ -3,6 +3,8 @@ subprocess (Blender stays responsive; progress in the preferences, a log file)."
 
 from __future__ import annotations
 
+import sys
+
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
@@ -24,6 +26,8 @@ class OV3R_OT_install_dependencies(bpy.types.Operator):
                                  description="Override the requirements file (tests)")
     venv_dir: StringProperty(default="", options={"HIDDEN", "SKIP_SAVE"},
                              description="Override the environment folder (tests)")
+    dry_run: BoolProperty(default=False, options={"HIDDEN", "SKIP_SAVE"},
+                          description="Resolve every package with pip but install none (CI)")
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -38,18 +42,24 @@ class OV3R_OT_install_dependencies(bpy.types.Operator):
             self.report({"ERROR"}, "Online access is disabled (Preferences > System > Network > Allow Online "
                         "Access): nothing was downloaded")
             return {"CANCELLED"}
+        try:
+            base = deps_installer.choose_base_python(sys.executable, preferences.fallback_python(context))
+        except deps_installer.BasePythonError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
         venv = self.venv_dir or preferences.managed_venv_dir(create=True)
         if not venv:
             self.report({"ERROR"}, "No user folder for the extension (is it installed as an extension?)")
             return {"CANCELLED"}
-        steps = deps_installer.default_steps(venv, requirements=self.requirements or deps_installer.REQUIREMENTS)
+        steps = deps_installer.default_steps(venv, base_python=base, dry_run=self.dry_run,
+                                             requirements=self.requirements or deps_installer.REQUIREMENTS)
         inst = deps_installer.DepsInstaller(steps, f"{venv.rstrip('/')}-install.log")
         deps_installer.set_active(inst.start())
         if self.wait:
             inst.wait()
             return self._finish(inst)
         bpy.app.timers.register(_timer, first_interval=POLL_INTERVAL)
-        self.report({"INFO"}, f"Ov3R: installing dependencies (log: {inst.log_path})")
+        self.report({"INFO"}, f"Ov3R: installing dependencies with {base} (log: {inst.log_path})")
         return {"FINISHED"}
 
     def _finish(self, inst: deps_installer.DepsInstaller) -> set[str]:

@@ -16,6 +16,52 @@ import time
 from pathlib import Path
 
 REQUIREMENTS = Path(__file__).with_name("worker_requirements.txt")
+# The Pythons that supported Blenders bundle (4.2-5.0: 3.11, 5.1-5.3: 3.13); the worker's requirements
+# are checked to have wheels for exactly these (tests/addon/test_worker_requirements.py).
+WORKER_PYTHONS = ((3, 11), (3, 13))
+_PROBE = "import sys, venv, ensurepip; print('%d.%d' % sys.version_info[:2])"
+
+
+class BasePythonError(RuntimeError):
+    """No interpreter can build the worker environment; the message names each one tried and why."""
+
+
+def base_python_problem(python: str, timeout: float = 60.0) -> str:
+    """"" when ``python`` can make the worker's venv (a supported version, with venv and ensurepip),
+    else why not."""
+    if not python or not os.path.isfile(python):
+        return "not found"
+    try:
+        res = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, timeout=timeout, env=_env(),
+                             stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot run it ({exc.__class__.__name__}: {exc})"
+    if res.returncode != 0:
+        last = (res.stderr.strip().splitlines() or [f"exit code {res.returncode}"])[-1]
+        return f"it cannot make a virtual environment ({last})"
+    version = res.stdout.strip()
+    supported = ", ".join("%d.%d" % v for v in WORKER_PYTHONS)
+    if version not in {"%d.%d" % v for v in WORKER_PYTHONS}:
+        return f"it is Python {version}; the worker's packages are checked for Python {supported}"
+    return ""
+
+
+def choose_base_python(blender_python: str, fallback: str = "") -> str:
+    """The interpreter that makes the worker venv: Blender's own when suitable, else ``fallback``
+    (the preference "Fallback Python"); BasePythonError naming both when neither is."""
+    tried = []
+    for role, python in (("Blender's Python", blender_python), ("the Fallback Python", fallback)):
+        if not python:
+            continue
+        problem = base_python_problem(python)
+        if not problem:
+            return python
+        tried.append(f"{role} ({python}): {problem}")
+    if not fallback:
+        tried.append("no Fallback Python is set in the preferences")
+    supported = " or ".join("%d.%d" % v for v in WORKER_PYTHONS)
+    raise BasePythonError("No Python can build the Ov3R worker environment. " + "; ".join(tried)
+                          + f". Set 'Fallback Python' in the add-on's preferences to a Python {supported}.")
 
 
 def venv_python(venv_dir: str | os.PathLike) -> Path:
@@ -24,13 +70,17 @@ def venv_python(venv_dir: str | os.PathLike) -> Path:
 
 
 def default_steps(venv_dir: str, base_python: str | None = None,
-                  requirements: str | os.PathLike = REQUIREMENTS) -> list[tuple[str, list[str]]]:
-    """(label, command) of each step of the installation."""
+                  requirements: str | os.PathLike = REQUIREMENTS, dry_run: bool = False) -> list[tuple[str, list[str]]]:
+    """(label, command) of each step of the installation. ``dry_run`` resolves every package
+    (pip's full resolution, metadata only) without installing one."""
     py = str(venv_python(venv_dir))
+    install = [py, "-m", "pip", "install", "--progress-bar", "off", "-r", str(requirements)]
+    if dry_run:
+        install[4:4] = ["--dry-run", "--ignore-installed"]
     return [
         ("Creating the environment", [base_python or sys.executable, "-m", "venv", str(venv_dir)]),
         ("Updating pip", [py, "-m", "pip", "install", "--upgrade", "pip"]),
-        ("Installing packages", [py, "-m", "pip", "install", "--progress-bar", "off", "-r", str(requirements)]),
+        ("Resolving packages" if dry_run else "Installing packages", install),
     ]
 
 

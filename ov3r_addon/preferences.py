@@ -42,6 +42,13 @@ class OV3R_AddonPreferences(bpy.types.AddonPreferences):
         subtype="FILE_PATH",
         default="",
     )
+    fallback_python: StringProperty(
+        name="Fallback Python",
+        description="Python 3.11 or 3.13 that 'Install Dependencies' builds the worker environment from when "
+        "Blender's own Python cannot (empty = Blender's only)",
+        subtype="FILE_PATH",
+        default="",
+    )
     point_size: FloatProperty(name="Default Point Size", default=0.01, min=0.0, soft_max=0.1, subtype="DISTANCE")
     weights_dir: StringProperty(
         name="Weights Folder", subtype="DIR_PATH", default="",
@@ -82,6 +89,7 @@ class OV3R_AddonPreferences(bpy.types.AddonPreferences):
             if inst is not None and (inst.error or inst.done):
                 box.label(text=inst.error or inst.message, icon="ERROR" if inst.error else "CHECKMARK")
                 box.label(text=f"Log: {inst.log_path}")
+        box.prop(self, "fallback_python")
         managed = managed_python()
         box.label(text=f"Managed environment: {managed if managed else 'not installed'}")
         layout.prop(self, "weights_dir")
@@ -138,6 +146,12 @@ def managed_python() -> str:
     d = managed_venv_dir()
     py = venv_python(d) if d else None
     return str(py) if py is not None and py.is_file() else ""
+
+
+def fallback_python(context: bpy.types.Context | None = None) -> str:
+    """The preference "Fallback Python" for Install Dependencies ("" when unset)."""
+    prefs = get_preferences(context)
+    return bpy.path.abspath(prefs.fallback_python) if prefs is not None and prefs.fallback_python else ""
 
 
 def online_allowed() -> bool:

