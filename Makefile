@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 OV3R := $(VENV)/bin/ov3r
 STAMP := $(VENV)/.ov3r-installed
 
-.PHONY: setup demo test test-fast extension bench clean validation-furniture mobile-sam
+.PHONY: setup demo test test-blender extension bench clean validation-furniture mobile-sam
 
 setup: $(STAMP)
 
@@ -42,6 +42,26 @@ mobile-sam: $(STAMP)
 
 test: $(STAMP) $(ASSETS) mobile-sam
 	$(PY) -m pytest -q
+	$(MAKE) --no-print-directory test-blender
+
+# The add-on in every supported Blender: the tests marked blender_matrix (tests/addon/test_release_workflow.py
+# installs the built zip and walks the artist's path through the real worker) in the real bpy module of each
+# version, each in its own venv cached by version under $(BPY_VENVS). Blender 4.2-5.0 bundle Python 3.11 and
+# numpy 1.x, 5.1-5.3 Python 3.13 and numpy 2. The worker is the project's venv.
+BLENDER_VERSIONS ?= 4.2.23 4.3.0 4.4.0 4.5.15 5.0.1 5.1.2 5.2.4 5.3.0
+PYTHON313 ?= $(shell PYENV_VERSION=3.13.0 pyenv which python3.13 2>/dev/null || command -v python3.13)
+BPY_VENVS ?= $(or $(OV3R_CACHE),$(HOME)/.cache/ov3r)/bpy-venvs
+py311_bpy = $(filter 4.% 5.0.%,$(1))
+
+$(BPY_VENVS)/%/.ready:
+	@test -n "$(if $(call py311_bpy,$*),$(PYTHON),$(PYTHON313))" || { echo "bpy $* needs Python 3.13: set PYTHON313"; exit 1; }
+	rm -rf "$(BPY_VENVS)/$*"
+	$(if $(call py311_bpy,$*),$(PYTHON),$(PYTHON313)) -m venv "$(BPY_VENVS)/$*"
+	"$(BPY_VENVS)/$*/bin/python" -m pip install --quiet "bpy==$*" $(if $(call py311_bpy,$*),"numpy<2") "pytest>=8" "av>=14,<19"
+	touch "$@"
+
+test-blender: $(STAMP) $(foreach v,$(BLENDER_VERSIONS),$(BPY_VENVS)/$(v)/.ready)
+	OV3R_WORKER_PYTHON="$(abspath $(PY))" bash tests/blender_matrix.sh "$(BPY_VENVS)" $(BLENDER_VERSIONS)
 
 # The extension zip for Blender (Edit > Preferences > Get Extensions > Install from Disk).
 extension: $(STAMP)

@@ -142,17 +142,3 @@ def test_import_video_end_to_end(extension_zip, orbit_video, tmp_path):
     finally:
         if MODULE in bpy.context.preferences.addons:
             bpy.ops.preferences.addon_disable(module=MODULE)
-
-
-def test_worker_requirements_pin_every_offline_dependency():
-    """The add-on's "Install Dependencies" builds the worker from worker_requirements.txt: every
-    dependency of pyproject.toml that the offline default pipeline loads is there with the same pin
-    (only the full path's open_clip / segment-anything may be left out: they need user checkpoints)."""
-    import tomllib
-
-    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    lines = (REPO / "ov3r_addon" / "worker_requirements.txt").read_text().splitlines()
-    reqs = {ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")}
-    optional = {"open_clip_torch", "segment-anything"}
-    missing = [d for d in deps if d not in reqs and not any(d.startswith(o) for o in optional)]
-    assert not missing, missing
