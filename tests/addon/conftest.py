@@ -59,6 +59,27 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return f"pytest.mark.{MATRIX_MARK}" not in collection_path.read_text(encoding="utf-8")
 
 
+# bpy 4.2's module build frees Python-defined space-type classes in a C++ static destructor, after the
+# interpreter is gone (SpaceType::~SpaceType -> bpy_class_free -> PyGILState_Ensure on no interpreter):
+# a segfault at process exit once the glTF exporter has run, even in a bare script. Blender itself tears
+# down in order, so this is the test process only. There the process ends right after pytest's report,
+# keeping its exit status, before those destructors run.
+_EXIT_BEFORE_STATIC_DESTRUCTORS = bpy.app.version < (4, 3, 0)
+_session_status: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _session_status.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _EXIT_BEFORE_STATIC_DESTRUCTORS and _session_status:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_session_status[-1])
+
+
 @pytest.fixture(autouse=True)
 def empty_file():
     bpy.ops.wm.read_factory_settings(use_empty=True)
