@@ -32,7 +32,7 @@ $(ASSETS):
 # the Debian packages sweethome3d and libjava3d-java (the OBJs' material table) unpacked, not installed.
 validation-furniture: $(STAMP)
 	d=$$(mktemp -d) && cd $$d && apt-get download sweethome3d libjava3d-java && \
-	for p in *.deb; do dpkg-deb -x $$p x; done && cd $(CURDIR) && $(PY) -m core.bench.validation_library \
+	for p in *.deb; do dpkg-deb -x $$p x; done && cd $(CURDIR) && $(PY) -m core.scenegen.validation_library \
 	  --jar $$d/x/usr/share/sweethome3d/sweethome3d.jar --materials-jar $$d/x/usr/share/java/j3dutils.jar && rm -rf $$d
 
 # MobileSAM's real weights (Apache-2.0), for the full path's SAM segmenter and its tests: copied out of

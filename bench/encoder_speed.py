@@ -3,7 +3,7 @@
     nice .venv/bin/python bench/encoder_speed.py [--weights W ...] [--crops 64] [--repeat 5] [--threads 2]
 
 Encodes the same ``--crops`` crops (the held-out test fixture's, repeated) with each weights file
-(default: compact_v4, compact_v7 and the default compact_v8) at each precision; prints the median
+(default: compact_v4, the fusion's encoder, and the default compact_v8) at each precision; prints the median
 milliseconds per crop and the bf16 embeddings' lowest cosine to fp32.
 """
 
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", nargs="*", default=[str(DEFAULT_WEIGHTS.with_name(n)) for n in
-                                                    ("compact_v4.safetensors", "compact_v7.safetensors",
+                                                    ("compact_v4.safetensors",
                                                      DEFAULT_WEIGHTS.name)])
     p.add_argument("--crops", type=int, default=64)
     p.add_argument("--repeat", type=int, default=5)

@@ -29,7 +29,7 @@ def gt_semantic_scene(scene_dir: str | Path, encoder: Any = None, min_points: in
     core = _core()
     import importlib
 
-    suite = importlib.import_module(f"{core.__name__}.bench.suite")
+    suite = importlib.import_module(f"{core.__name__}.scenegen.suite")
     scene_mod = importlib.import_module(f"{core.__name__}.scene")
     te = importlib.import_module(f"{core.__name__}.semantics.text_encoder")
     data = suite.load_scene(Path(scene_dir))

@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.bench import metrics as M  # noqa: E402
-from core.bench.suite import cached_scene, load_scene, test_suite  # noqa: E402
-from core.bench.taxonomy import CLASSES  # noqa: E402
+from core.scenegen.suite import cached_scene, load_scene, test_suite  # noqa: E402
+from core.scenegen.taxonomy import CLASSES  # noqa: E402
 from core.jobs import JobContext  # noqa: E402
 from core.pipeline import ReconstructSettings, reconstruct_video  # noqa: E402
 from core.scene import save_scene  # noqa: E402

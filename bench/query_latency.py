@@ -5,7 +5,7 @@ encoder, on an N-point scene (default 1M points, 500 segments, 384-d descriptors
 
 Times :func:`core.semantics.query.query` end to end (prompt, all-MiniLM-L6-v2 text embedding,
 cosine per segment, scores broadcast to every point) with a new text every repeat (no cache),
-plus its parts; medians in milliseconds. Issue 4's target: under 300 ms for 1M points.
+plus its parts; medians in milliseconds. The target: under 300 ms for 1M points.
 """
 
 from __future__ import annotations

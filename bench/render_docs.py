@@ -91,7 +91,7 @@ def main() -> int:
 
     ov3r = _import_ov3r()
     from gt_scene import gt_semantic_scene
-    from ov3r.core.bench.suite import cached_scene, test_suite
+    from ov3r.core.scenegen.suite import cached_scene, test_suite
     from ov3r.core.query_worker import HashEncoder
     from ov3r.core.scene import load_scene, save_scene
     from ov3r.core.scene.align import transform_scene

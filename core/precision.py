@@ -2,7 +2,7 @@
 
 ``"auto"`` runs under bf16 autocast where the hardware has fast bf16 (CUDA; x86 CPUs with
 AVX512-BF16 or AMX), else fp32. Measured on this project's 2-core AMD EPYC (AVX512-BF16):
-CLIP3R ~2x, the compact encoder compact_v8 ~2x per crop (``bench/encoder_speed.py``, BENCHMARKS.md).
+CLIP3R ~2x, the compact encoder compact_v8 ~2x per crop (``bench/encoder_speed.py``, docs/experiments/history.md).
 """
 
 from __future__ import annotations

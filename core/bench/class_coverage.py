@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Set
 
 from .per_class import _mean, _pct
-from .splits import models_per_class
-from .taxonomy import STRUCTURE_CLASSES
+from ..scenegen.splits import models_per_class
+from ..scenegen.taxonomy import STRUCTURE_CLASSES
 
 __all__ = ["room_set_classes", "coverage", "markdown", "main"]
 
@@ -32,8 +32,8 @@ MODEL_BINS = (("with no training models", 0, 0), ("with 1-4 training models", 1,
 def room_set_classes(name: str) -> Set[str]:
     """Classes a room set places (its layouts' items plus the structure classes every room has).
     ``name``: ``"heldout"`` (8 rooms), ``"validation"`` (8) or ``"suite"`` (the 5 test rooms)."""
-    from .room_layout import generate_layout
-    from .suite import heldout_configs, test_suite, validation_configs
+    from ..scenegen.room_layout import generate_layout
+    from ..scenegen.suite import heldout_configs, test_suite, validation_configs
 
     cfgs = {"heldout": lambda: heldout_configs(8), "validation": lambda: validation_configs(8),
             "suite": test_suite}[name]()

@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..models.clip3r import load_checkpoint
     from ..models.compact import ImageEncoder
     from ..train.clip3r_data import prepare_room
-    from .suite import cached_scene, test_suite
+    from ..scenegen.suite import cached_scene, test_suite
     from ..train.ovs_rooms import find_training_rooms
 
     p = argparse.ArgumentParser(prog="python -m core.bench.clip3r_stages", description=__doc__.split("\n\n")[0])

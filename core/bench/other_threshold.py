@@ -5,7 +5,7 @@ label scores below the threshold becomes "other". The right threshold depends on
 descriptor (the compact encoder's mean descriptors and the OVS fusion's live at different
 cosine levels), so it is measured, not guessed:
 
-1. each validation room (``core.bench.suite.validation_configs``: unseen rooms of training-library
+1. each validation room (``core.scenegen.suite.validation_configs``: unseen rooms of training-library
    furniture) goes through the semantics stage with GT geometry (``eval_scene.gt_scene``);
    every 3D segment gets its GT class (majority of its points) and its point count;
 2. ``trials`` random vocabularies per room: 2-8 of the room's present classes plus 0-3 absent
@@ -59,11 +59,11 @@ def room_segments_gt(scene_dir: Path, frames: int = 20, points: int = 150_000,
     """The stage (default settings: the shipped encoder and fusion, or ``ovs_weights``) on
     ``scene_dir`` with GT geometry."""
     from ..jobs import JobContext
-    from ..semantics.eval_scene import gt_scene
+    from ..bench.eval_scene import gt_scene
     from ..semantics.query import segment_scores
     from ..semantics.stage import SemanticsSettings, run_semantics
     from ..semantics.text_encoder import default_encoder, prompt
-    from .taxonomy import CLASSES
+    from ..scenegen.taxonomy import CLASSES
 
     scene, images, _, sem = gt_scene(scene_dir, frames, points)
     st = SemanticsSettings.from_env("compact")
@@ -89,7 +89,7 @@ def room_set_segments(kind: str, n: int, frames: int, cache: Path | None) -> lis
     from ..hashing import file_sha256
     from ..models.compact.encoder import DEFAULT_WEIGHTS
     from ..semantics.stage import SemanticsSettings
-    from .suite import cached_scene, named_rooms
+    from ..scenegen.suite import cached_scene, named_rooms
 
     weights = file_sha256(SemanticsSettings.from_env("compact").compact_weights or DEFAULT_WEIGHTS)[:12]
     out = []
@@ -217,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.scenes == "suite" and (a.write or not a.at):
         p.error("on the test suite only --at thresholds are reported (calibrate on the validation rooms)")
     from ..semantics.fused_descriptor import ovs_weights_path
-    from .suite import cached_scene, named_rooms
+    from ..scenegen.suite import cached_scene, named_rooms
 
     weights = ovs_weights_path(a.weights)
     if a.cache is not None:

@@ -1,4 +1,4 @@
-"""The paper's 2D-3D OVS ablation on the test split (issue 7), with GT geometry.
+"""The paper's 2D-3D OVS ablation on the test split, with GT geometry.
 
     python -m core.bench.ovs_ablation --scenes suite [--frames 30] [--points 200000] [--json out.json]
 
@@ -49,12 +49,12 @@ def ablate_scene(path: Path, text: np.ndarray, frames: int = 30, points: int = 2
                  weights: str | None = None, log=print) -> dict:
     """One scene -> {"scene", "seconds", "segments", "identical_full_no_dino", "_conf": {variant: (C,C)}}."""
     from ..jobs import JobContext
-    from ..semantics.eval_scene import gt_scene
+    from ..bench.eval_scene import gt_scene
     from ..semantics.stage import SemanticsSettings, run_semantics
     from . import metrics as M
     from .semantic_metrics import confusion_matrix, transfer_labels
-    from .suite import load_scene
-    from .taxonomy import CLASSES
+    from ..scenegen.suite import load_scene
+    from ..scenegen.taxonomy import CLASSES
 
     bench = load_scene(path)
     t0 = time.perf_counter()
@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..semantics.text_encoder import TextEncoder
     from .run import resolve_scenes
     from .semantic_metrics import semantic_scores
-    from .taxonomy import CLASSES
+    from ..scenegen.taxonomy import CLASSES
 
     text = TextEncoder().encode_prompts(CLASSES[1:])
     log = lambda m: print(m, file=sys.stderr, flush=True)

@@ -16,7 +16,7 @@ setting is the mean F1 over the queries, and the share of queries with precision
 >= 0.5 (the issue's acceptance bar) is reported beside it.
 
 ``python -m core.bench.query_rule [--rooms 8] [--cache DIR]``: the best setting of each rule on the
-validation rooms (BENCHMARKS.md, "Query selection rules": neither is shipped; the add-on selects at the
+validation rooms (docs/experiments/history.md, "Query selection rules": neither is shipped; the add-on selects at the
 scene's recorded "other" threshold, ``core.bench.other_threshold``). ``--scenes suite --at T M S``:
 reports one setting on the test suite, for the record.
 """
@@ -86,9 +86,9 @@ class RoomQueries:
 def room_queries(room: RoomSegmentsGT, encoder, vocabulary: Sequence[str], synonym_cos: np.ndarray = SYNONYM_COS,
                  min_points: int = 200) -> RoomQueries:
     """The queries of one room (see the module docstring) from its segments' descriptors."""
-    from ..semantics.eval_scene import SYNONYMS
+    from ..bench.eval_scene import SYNONYMS
     from ..semantics.text_encoder import prompt
-    from .taxonomy import CLASSES
+    from ..scenegen.taxonomy import CLASSES
 
     names, cls = [], []
     for c in np.flatnonzero(room.totals >= min_points):

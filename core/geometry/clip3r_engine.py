@@ -148,9 +148,14 @@ def foclip_encoder_path(encoder_id: str | None) -> Path | None:
     from ..hashing import file_sha256
     from ..models.compact import DEFAULT_WEIGHTS
 
+    from ..models.shipped import retired_by_hash, retired_message
+
     for f in sorted(DEFAULT_WEIGHTS.parent.glob("*.safetensors")):
         if file_sha256(f).startswith(encoder_id):
             return f
+    retired = retired_by_hash(encoder_id)
+    if retired is not None:  # its F_oCLIP came from an encoder that no longer ships: say how to get it back
+        raise JobError(f"this CLIP3R checkpoint was trained with F_oCLIP from {retired}: {retired_message(retired)}")
     return None
 
 
@@ -322,8 +327,8 @@ class Clip3rEngine:
         from ..semantics.descriptors import mask_descriptors
         from ..semantics.segment_classical import ClassicalSegmenter, ClassicalSettings
 
-        # F_oCLIP from the encoder the checkpoint was trained with (e.g. compact_v2 for a model trained
-        # before compact_v3 shipped), else the shipped default
+        # F_oCLIP from the encoder the checkpoint was trained with (its descriptors are what the
+        # cross-attention learned to read), else the shipped default
         self._foclip_path = foclip_encoder_path(self._info.get("foclip_encoder"))
         enc = ImageEncoder.from_pretrained(self._foclip_path, device="cpu")
         if enc.dim != model.cfg.clip_dim:

@@ -9,7 +9,6 @@
 - ``lifting``            masks of keyframes -> 3D segments (SemanticScene.segment_id / segments)
 - ``query``              text -> scores per segment / point, vocabulary labels
 - ``stage``              the pipeline stage tying them together
-- ``eval_segments`` / ``eval_scene``  measurements on rendered benchmark rooms
 
 Submodules import their heavy dependencies (torch, open_clip, segment-anything) lazily;
 importing this package is cheap.

@@ -23,7 +23,7 @@ import numpy as np
 GREY = 127
 CROP_KINDS = {"masked": (0.1, "grey"), "context": (0.25, "keep")}  # kind -> (margin, background)
 CROPS = ("masked", "context", "both")
-DEFAULT_CROP = "context"  # chosen on the validation rooms (BENCHMARKS.md); fusion weights record their own
+DEFAULT_CROP = "context"  # chosen on the validation rooms (docs/experiments/history.md); fusion weights record their own
 
 
 def crop_kinds(crop: str) -> list[tuple[float, str]]:

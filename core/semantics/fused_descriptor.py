@@ -1,4 +1,4 @@
-"""The 2D-3D OVS fused segment descriptor in the semantics stage (issue 7).
+"""The 2D-3D OVS fused segment descriptor in the semantics stage.
 
 After lifting, each 3D segment's descriptor is computed by
 :class:`core.models.ovs.OvsFusion` from:
@@ -29,17 +29,20 @@ from typing import Any
 import numpy as np
 
 from ..hashing import file_sha256
+from ..models.shipped import OVS_DEFAULT, check_not_retired
 
 __all__ = ["DEFAULT_OVS_WEIGHTS", "FusedDescriber", "SegmentInputs", "ovs_weights_path"]
 
-DEFAULT_OVS_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "ovs" / "weights" / "ovs_v6.safetensors"
+DEFAULT_OVS_WEIGHTS = OVS_DEFAULT
 
 
 def ovs_weights_path(explicit: str | Path | None = None) -> Path | None:
     """The OVS fusion weights to use: ``explicit``, else ``$OV3R_OVS_WEIGHTS``, else the shipped
     ``ovs_v6.safetensors``; None when that file does not exist (no torch import)."""
-    p = explicit or os.environ.get("OV3R_OVS_WEIGHTS") or DEFAULT_OVS_WEIGHTS
-    p = Path(p)
+    asked = explicit or os.environ.get("OV3R_OVS_WEIGHTS")
+    if asked:
+        check_not_retired(asked)
+    p = Path(asked or DEFAULT_OVS_WEIGHTS)
     return p if p.is_file() else None
 
 

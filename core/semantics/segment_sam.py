@@ -27,7 +27,7 @@ class SamSettings:
     box_nms_thresh: float = 0.7
     min_area: float = 0.002  # fraction of the image
     # drop masks lying this much inside larger ones (SAM's parts; masks.drop_parts); None keeps all.
-    # 0.8 chosen on val_0: mean best IoU of the frame's partition 0.627 -> 0.682 (BENCHMARKS.md)
+    # 0.8 chosen on val_0: mean best IoU of the frame's partition 0.627 -> 0.682 (docs/experiments/history.md)
     part_cover: float | None = 0.8
     max_side: int = 640  # the image is resized to this before SAM (SAM itself works at 1024)
 

@@ -34,10 +34,13 @@ DESCRIPTORS = ("mean", "fused")
 
 def compact_weights_available() -> bool:
     """True when the shipped compact encoder weights (or OV3R_COMPACT_WEIGHTS) exist (no torch import)."""
-    if os.environ.get("OV3R_COMPACT_WEIGHTS"):
-        return Path(os.environ["OV3R_COMPACT_WEIGHTS"]).is_file()
-    p = Path(__file__).resolve().parent.parent / "models" / "compact" / "weights" / "compact_v1.safetensors"
-    return p.is_file()
+    from ..models.shipped import COMPACT_DEFAULT, check_not_retired
+
+    asked = os.environ.get("OV3R_COMPACT_WEIGHTS")
+    if asked:
+        check_not_retired(asked)
+        return Path(asked).is_file()
+    return COMPACT_DEFAULT.is_file()
 
 
 @dataclass
@@ -205,12 +208,6 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
     if capture is not None:
         capture.update(lift=lift, frame_features=frame_feats, describer=fd,
                        mean_descriptor=np.array(scene.segments.descriptor, copy=True))
-    centring = None
-    if fd is None and describe is None and getattr(encoder, "centre_mean", None) is not None:
-        # the encoder's calibration mean out of the final descriptors (core/models/compact/centering.py)
-        if len(scene.segments):
-            scene.segments.descriptor = encoder.centre(scene.segments.descriptor)
-        centring = {"alpha": float(encoder.centre_alpha), "mean_norm": float(np.linalg.norm(encoder.centre_mean))}
     if fd is not None:
         ctx.progress("semantics: descriptors", 0, 1)
         inputs = fd.segment_inputs(scene, lift, frame_feats)
@@ -234,8 +231,6 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
         models["descriptor"] = fd.metadata(use_points=True, used_dino=fd.dino is not None)
     else:
         models["descriptor"] = {"kind": "mean", "reason": mean_reason}
-        if centring is not None:
-            models["descriptor"]["centring"] = centring
         calibrated = (getattr(encoder, "metadata", None) or {}).get("other_threshold")
         if calibrated is not None:  # the encoder's threshold for its mean descriptors (core.bench.other_threshold)
             models["descriptor"]["other_threshold"] = float(calibrated)

@@ -1,7 +1,7 @@
 """Training data for CLIP3R: rendered training rooms -> windows of views with GT point maps.
 
-Rooms come from :func:`core.bench.suite.training_configs` (training libraries only; the
-test library is refused), rendered once at low resolution by :func:`core.bench.suite.cached_scene`
+Rooms come from :func:`core.scenegen.suite.training_configs` (training libraries only; the
+test library is refused), rendered once at low resolution by :func:`core.scenegen.suite.cached_scene`
 (Cycles, cached by config hash). Each room is then *prepared* once and cached by content
 hash under ``$OV3R_CACHE/clip3r_data/rooms/<hash>.npz`` (``~/.cache/ov3r`` by default; a
 dataset is ``clip3r_data/<hash>/meta.json`` listing its rooms):
@@ -45,8 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bench.room_config import RoomConfig, config_hash
-from ..bench.splits import TEST_LIBRARIES, check_training_config
+from ..scenegen.room_config import RoomConfig, config_hash
+from ..scenegen.suite import training_rooms
 from ..cache import cache_dir
 from ..models.clip3r.preprocess import fit_image, fit_intrinsics, patch_features, pixel_rays, to_input
 
@@ -55,7 +55,6 @@ __all__ = [
     "Clip3rDataConfig",
     "Clip3rWindows",
     "PreparedRoom",
-    "assert_training_rooms",
     "build_dataset",
     "collate",
     "data_dir",
@@ -95,26 +94,12 @@ class Clip3rDataConfig:
         return d
 
 
-def assert_training_rooms(cfgs: Sequence[RoomConfig]) -> None:
-    """Refuse any room that may use a test-library model."""
-    bad = [c.name for c in cfgs if set(c.libraries) & set(TEST_LIBRARIES)]
-    if bad:
-        raise AssertionError(f"training rooms use the test library {TEST_LIBRARIES}: {bad[:5]}")
-    for c in cfgs:
-        check_training_config(c)
-
-
 def room_configs(dc: Clip3rDataConfig) -> list[RoomConfig]:
     """The first ``dc.rooms`` training rooms of seed ``dc.seed`` whose layout generates
     (deterministic: rooms without a valid layout are skipped)."""
-    from ..bench.suite import first_with_layout, training_configs
-
     kw = dict(width=dc.width, height=dc.height, frames=dc.frames, fps=dc.fps, samples=dc.samples,
               gt_points=dc.gt_points)
-    kw.update(dc.room_overrides)
-    cfgs = first_with_layout(lambda m: training_configs(m, dc.seed, **kw), dc.rooms)
-    assert_training_rooms(cfgs)
-    return cfgs
+    return training_rooms(dc.rooms, dc.seed, **{**kw, **dc.room_overrides})
 
 
 def _cache_root() -> Path:
@@ -248,7 +233,7 @@ def build_dataset(dc: Clip3rDataConfig, encoder=None, log: Callable[[str], None]
 
         encoder = ImageEncoder.from_pretrained(device="cpu")
         encoder._ov3r_path = DEFAULT_WEIGHTS  # type: ignore[attr-defined]
-    from ..bench.suite import cached_scene
+    from ..scenegen.suite import cached_scene
 
     cfgs = room_configs(dc)
     enc_id = _encoder_id(encoder)

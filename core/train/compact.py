@@ -31,14 +31,15 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..bench.splits import TEST_LIBRARIES
-from ..bench.taxonomy import CLASSES, STRUCTURE_CLASSES
+from ..scenegen.splits import TEST_LIBRARIES
+from ..scenegen.taxonomy import CLASSES, STRUCTURE_CLASSES
 from ..cache import cache_dir
 from ..models.compact.encoder import save_weights
 from ..hashing import file_sha256
 from ..models.compact.encoder import load_trainable
 from ..models.pretrained.centernet import BACKBONE_WEIGHTS
-from ..models.compact.net import CompactConfig, SigmoidLoss, build_net
+from ..models.compact.build import build_net
+from ..models.compact.net import CompactConfig, SigmoidLoss
 from ..semantics.text_encoder import TextEncoder
 from .compact_aug import augment, augment_context, background_bank
 from .compact_data import CompactData, DataConfig, build_dataset, load_dataset
@@ -131,7 +132,7 @@ def training_rooms(n: int) -> List[Path]:
     """The rendered training rooms the in-scene crops come from: the first ``n`` rooms of CLIP3R's
     training data (``core.train.clip3r_data.room_configs``: 224x168, 40 frames at 4 fps, 8
     samples; random layouts that do not generate are skipped), cached."""
-    from ..bench.suite import cached_scene
+    from ..scenegen.suite import cached_scene
     from .clip3r_data import Clip3rDataConfig, room_configs
 
     return [cached_scene(c) for c in room_configs(Clip3rDataConfig(rooms=n))]

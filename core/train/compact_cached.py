@@ -37,11 +37,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..bench.splits import TEST_LIBRARIES
-from ..bench.taxonomy import STRUCTURE_CLASSES
+from ..scenegen.splits import TEST_LIBRARIES
+from ..scenegen.taxonomy import STRUCTURE_CLASSES
 from ..cache import cache_dir
 from ..models.compact.encoder import save_weights
-from ..models.compact.net import CompactConfig, SigmoidLoss, build_net
+from ..models.compact.build import build_net
+from ..models.compact.net import CompactConfig, SigmoidLoss
 from ..precision import resolve_precision
 from ..semantics.text_encoder import TextEncoder
 from .compact import (_backbone_provenance, _Sampler, _targets, jsonl_logger, object_classes, text_targets,

@@ -7,7 +7,7 @@ cavity) on a transparent film: each view is an RGBA image whose alpha is the obj
 mask. Backgrounds, occluders, crops and colour changes are added later, at training
 time (:mod:`core.train.compact_aug`).
 
-Splits (:mod:`core.bench.splits`): ``"train"`` = every model of the training libraries
+Splits (:mod:`core.scenegen.splits`): ``"train"`` = every model of the training libraries
 (never a model of the test library: asserted by library and by id); ``"test"`` = the
 test library's models that have a taxonomy class, never used in training.
 
@@ -41,9 +41,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..bench.catalog import CatalogEntry, extract_model, load_catalog
-from ..bench.splits import TEST_LIBRARIES, test_model_ids, training_libraries
-from ..bench.taxonomy import classify_entry
+from ..scenegen.catalog import CatalogEntry, extract_model, load_catalog
+from ..scenegen.splits import TEST_LIBRARIES, test_model_ids, training_libraries
+from ..scenegen.taxonomy import classify_entry
 from ..cache import cache_dir
 
 __all__ = ["DataConfig", "select_entries", "assert_training_split", "dataset_dir", "build_dataset",
@@ -86,7 +86,7 @@ def assert_training_split(entries: Sequence[CatalogEntry]) -> None:
 def select_entries(split: str) -> List[CatalogEntry]:
     """Models of a split: ``"train"`` (all models of the training libraries), ``"test"``
     (test-library models with a taxonomy class) or ``"validation"`` (Sweet Home 3D's default
-    catalog with a taxonomy class, ``core.bench.validation_library``: in neither of the others)."""
+    catalog with a taxonomy class, ``core.scenegen.validation_library``: in neither of the others)."""
     if split == "train":
         entries = load_catalog(training_libraries())
         assert_training_split(entries)
@@ -94,7 +94,7 @@ def select_entries(split: str) -> List[CatalogEntry]:
     if split == "test":
         return [e for e in load_catalog(TEST_LIBRARIES) if classify_entry(e) is not None]
     if split == "validation":
-        from ..bench.validation_library import VALIDATION_LIBRARY
+        from ..scenegen.validation_library import VALIDATION_LIBRARY
 
         return [e for e in load_catalog([VALIDATION_LIBRARY]) if classify_entry(e) is not None]
     raise ValueError(f"unknown split {split!r}")
@@ -124,7 +124,7 @@ def _render_chunk(objects: List[Dict], out_path: Path, res: int, seed: int) -> N
     import bpy
     from mathutils import Vector
 
-    from ..bench.room_render import _import_model, _parts_bbox, model_cache_dir
+    from ..scenegen.room_render import _import_model, _parts_bbox, model_cache_dir
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     sc = bpy.context.scene
@@ -251,7 +251,7 @@ def build_dataset(cfg: DataConfig, workers: int = 2, python: Optional[str] = Non
         if nv > 0:
             objects.append({"entry": _entry_dict(e), "views": nv, "global_index": i})
     # pre-extract in this process (the chunks then only read files)
-    from ..bench.room_render import model_cache_dir
+    from ..scenegen.room_render import model_cache_dir
 
     for o in objects:
         extract_model(CatalogEntry(**{**o["entry"], "tags": tuple(o["entry"]["tags"]),

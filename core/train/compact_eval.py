@@ -9,8 +9,7 @@ object's box + 10 % (:func:`core.train.compact_aug.eval_crop`). Each crop is enc
 (with its mask, without, or as a masked crop) and classified by the nearest text
 embedding among the classes present, prompt ``"This is a photo of a {}"`` (the
 benchmark's). Reported: view-level top-1, object-level top-1 (mean embedding over the
-object's views; an encoder with a calibration mean, ``centering.py``, centres each view and each
-mean), class-balanced accuracy, per class (objects, accuracy), chance = 1 / #classes.
+object's views), class-balanced accuracy, per class (objects, accuracy), chance = 1 / #classes.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ __all__ = ["EVAL_DATA", "eval_crops", "evaluate", "save_fixture", "main"]
 
 #: The evaluation renders: test library, 8 views per model, seed 1.
 EVAL_DATA = DataConfig("test", views_labelled=8, views_unlabelled=0, res=128, seed=1)
-#: The same renders of the validation library (``core.bench.validation_library``): for choosing settings.
+#: The same renders of the validation library (``core.scenegen.validation_library``): for choosing settings.
 VALIDATION_DATA = DataConfig("validation", views_labelled=8, views_unlabelled=0, res=128, seed=1)
 
 
@@ -64,12 +63,9 @@ def evaluate(encoder, text: TextEncoder, rgba: np.ndarray, obj: np.ndarray, obje
     else:
         emb = emb[keep]
     T = text.encode_prompts(classes, list(templates))
-    # the encoder's calibration mean (if its file has one) comes out of the final descriptors:
-    # each view's, and each object's mean view, as the semantics stage does for a segment's
-    centre = getattr(encoder, "centre", None) or (lambda x: x)
-    pred_view = (centre(emb) @ T.T).argmax(1)
+    pred_view = (emb @ T.T).argmax(1)
     objs = np.unique(obj)
-    oemb = centre(np.stack([emb[obj == o].mean(0) for o in objs]))
+    oemb = np.stack([emb[obj == o].mean(0) for o in objs])
     oy = np.array([y[obj == o][0] for o in objs])
     pred_obj = (oemb @ T.T).argmax(1)
     per_class = {}
@@ -163,7 +159,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for o in np.unique(data.obj):
         c = data.objects[o]["class"]
         counts[c] = counts.get(c, 0) + 1
-    from ..bench.splits import models_per_class
+    from ..scenegen.splits import models_per_class
 
     seen = set(models_per_class(test=False))
     present = sorted(c for c in counts if c is not None)

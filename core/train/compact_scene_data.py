@@ -3,7 +3,7 @@
 The object views of :mod:`core.train.compact_data` are whole models rendered alone; in a
 reconstruction the encoder sees parts of objects, walls and floors in a lit room, through a
 segmenter's masks. These crops close that gap: every GT instance visible in a frame of a
-rendered training room (:func:`core.bench.suite.training_configs`, training libraries only)
+rendered training room (:func:`core.scenegen.suite.training_configs`, training libraries only)
 gives a crop around its mask with the real context kept, and large instances (walls, floors,
 big furniture) also give fragments (a random window of the mask), like a segmenter's pieces.
 Structure instances (wall, floor, ceiling, door, window) are labelled with their class.
@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..bench.splits import TEST_LIBRARIES, test_model_ids
+from ..scenegen.splits import TEST_LIBRARIES, test_model_ids
 from ..cache import cache_dir
 
 __all__ = ["SceneCrops", "build_scene_crops", "crops_from_scene"]
@@ -64,7 +64,7 @@ def _square(img: np.ndarray, m: np.ndarray, box, res: int):
 def crops_from_scene(scene_dir: Path, res: int = 128, min_pixels: int = 300, fragments: int = 2,
                      seed: int = 0, test_ids: Optional[set] = None):
     """-> (rgb (n,R,R,3), mask (n,R,R), local instance key per crop, {key: object entry})."""
-    from ..semantics.eval_segments import video_frames
+    from ..bench.eval_segments import video_frames
 
     scene_dir = Path(scene_dir)
     info = json.loads((scene_dir / "scene.json").read_text())

@@ -1,8 +1,8 @@
-"""Train the OVS fused segment descriptor (issue 7): ``ov3r train ovs`` / ``python -m core.train.ovs``.
+"""Train the OVS fused segment descriptor: ``ov3r train ovs`` / ``python -m core.train.ovs``.
 
 Data (:mod:`core.train.ovs_data`, training libraries only): per model its surface points and the
 compact encoder's descriptors of its rendered views; the compact encoder fills the CLIP3R slot
-until CLIP3R (issue 6) exists. Each training sample is one synthetic **segment** built like the
+until a trained CLIP3R gives its own F_oCLIP. Each training sample is one synthetic **segment** built like the
 semantics stage builds a 3D segment:
 
 - ``clip_inst`` = the mean of 1-5 view descriptors of the model (clean or augmented crops;
@@ -437,7 +437,7 @@ def _train(args: argparse.Namespace, work: Path, log_f, data: OvsData | None, fu
         data_path = prepare_ovs_data(OvsDataConfig(n_points=args.data_points, crop=args.crop), args.compact_weights,
                                      log=log)
         data = load_ovs_data(data_path)
-    from ..bench.splits import TEST_LIBRARIES
+    from ..scenegen.splits import TEST_LIBRARIES
 
     libs = {o["library"] for o in data.objects}
     assert not (libs & set(TEST_LIBRARIES)), f"OVS training data holds test libraries {libs & set(TEST_LIBRARIES)}"
@@ -697,7 +697,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--rooms", action=argparse.BooleanOptionalAction, default=True,
                     help="also train on segments of the rendered training rooms in the bench cache (default on)")
     ap.add_argument("--room-count", type=int, default=None, metavar="N",
-                    help="only the first N training rooms (python -m core.bench.suite --training N renders "
+                    help="only the first N training rooms (python -m core.scenegen.suite --training N renders "
                          "them); default: every rendered one")
     ap.add_argument("--p-room", type=float, default=SampleConfig.p_room, help="share of room segments")
     ap.add_argument("--init-point-encoder", default=None,

@@ -1,4 +1,4 @@
-"""Training data of the OVS fusion (issue 7): per training-library model, its surface points and
+"""Training data of the OVS fusion: per training-library model, its surface points and
 the compact encoder's descriptors of its rendered views.
 
 Only the **training libraries** are used (:func:`core.train.compact_data.assert_training_split`:
@@ -12,7 +12,7 @@ of the compact encoder's render set (:mod:`core.train.compact_data`, already cac
   -> Z-up, scaled per axis to the catalog size (metres), base at z = 0, centred in x / y;
 - **2D features** of each rendered view, by the compact image encoder (same 384-d
   all-MiniLM-L6-v2 space as the stage's descriptors). **The compact encoder fills the CLIP3R
-  slot until CLIP3R (issue 6) exists**:
+  slot until a trained CLIP3R gives its own F_oCLIP**:
   ``inst`` = the mask crop exactly as the semantics stage makes it
   (:func:`core.semantics.descriptors.mask_crops`, ``OvsDataConfig.crop``: "masked" = square
   crop, 10 % margin, grey outside the mask; "context" = 25 % margin, surroundings kept; the
@@ -42,9 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bench.catalog import CatalogEntry, extract_model
-from ..bench.splits import TEST_LIBRARIES
-from ..bench.taxonomy import CLASSES, STRUCTURE_CLASSES
+from ..scenegen.catalog import CatalogEntry, extract_model
+from ..scenegen.splits import TEST_LIBRARIES
+from ..scenegen.taxonomy import CLASSES, STRUCTURE_CLASSES
 from ..cache import cache_dir
 from ..hashing import file_sha256
 from .compact_data import CompactData, DataConfig, assert_training_split
@@ -247,7 +247,7 @@ def model_points(entry: CatalogEntry, n: int, rng: np.random.Generator, model_ro
     """``(n, 9) float32`` surface samples of a catalog model (xyz metres, rgb [0, 1], normal), placed
     like the renders: OBJ Y-up -> Z-up (Blender's importer, forward -Z / up Y), scaled per axis to
     the catalog (width, depth, height), base at z = 0, centred in x / y."""
-    from ..bench.room_render import model_cache_dir
+    from ..scenegen.room_render import model_cache_dir
 
     obj = extract_model(entry, Path(model_root) if model_root is not None else model_cache_dir())
     mesh = read_obj(obj)
@@ -655,7 +655,7 @@ def build_ovs_data(entries: Sequence[CatalogEntry], renders: CompactData, encode
                    struct_scene=s_scene.astype(np.float16), struct_label=np.array(s_lab, np.int64),
                    meta={"data_version": DATA_VERSION, "config": {**asdict(cfg), "compact": asdict(cfg.compact)},
                          "text_classes": list(TEXT_CLASSES), "seconds": round(time.time() - t0, 1),
-                         "clip_slot": "compact image encoder (stand-in for CLIP3R until issue 6)"})
+                         "clip_slot": "compact image encoder (stand-in for CLIP3R's F_oCLIP)"})
 
 
 def ovs_data_dir(cfg: OvsDataConfig = OvsDataConfig(), compact_weights: str | Path | None = None) -> Path:

@@ -1,9 +1,9 @@
-"""Segments of rendered **training** rooms for the OVS fusion (issue 7): the test-time distribution.
+"""Segments of rendered **training** rooms for the OVS fusion: the test-time distribution.
 
 The catalog-model samples of :mod:`core.train.ovs_data` describe isolated objects; the fusion
 also has to see what the semantics stage really produces on a room video: imperfect masks,
 Cycles lighting, walls / floors / doors / windows, segments that leak across objects. So
-each rendered training room (:func:`core.bench.suite.training_configs`, furniture from the
+each rendered training room (:func:`core.scenegen.suite.training_configs`, furniture from the
 training libraries only; found in the bench render cache, never rendered here) goes through
 the same path as ``ov3r bench --engine gt-geometry`` (GT cloud subsample + GT cameras + the
 video's frames -> classical segments -> compact descriptors -> lifting, plain averaged
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bench.splits import TEST_LIBRARIES, test_model_ids, training_libraries
+from ..scenegen.splits import TEST_LIBRARIES, test_model_ids, training_libraries
 from .ovs_data import TEXT_CLASSES
 
 __all__ = ["RoomSegments", "build_room_segments", "find_training_rooms", "load_room_segments",
@@ -95,7 +95,7 @@ def find_training_rooms(root: Path | None = None, count: int | None = None) -> l
     libraries are training libraries), sorted by name; ``count``: only the first ``count`` rooms
     of the training sequence (``clip3r_data.room_configs``: what ``suite --training N`` renders),
     so that a run is reproducible whatever else is rendered."""
-    from ..bench.suite import cache_root
+    from ..scenegen.suite import cache_root
 
     root = Path(root) if root is not None else cache_root()
     out = []
@@ -103,7 +103,7 @@ def find_training_rooms(root: Path | None = None, count: int | None = None) -> l
         return out
     wanted = None
     if count is not None:
-        from ..bench.room_config import config_hash
+        from ..scenegen.room_config import config_hash
         from .clip3r_data import Clip3rDataConfig, room_configs
 
         wanted = {config_hash(c) for c in room_configs(Clip3rDataConfig(rooms=count))}
@@ -125,10 +125,10 @@ def room_segments_of(path: Path, encoder, frames: int, points: int = 200_000, ma
                      min_purity: float = 0.5, seed: int = 0, crop: str = "masked") -> dict:
     """One room, one keyframe count -> arrays of its labelled segments (see the module docstring);
     ``crop``: the semantics stage's mask crops (:data:`core.semantics.descriptors.CROPS`)."""
-    from ..bench.suite import load_scene
-    from ..bench.taxonomy import CLASSES
+    from ..scenegen.suite import load_scene
+    from ..scenegen.taxonomy import CLASSES
     from ..jobs import JobContext
-    from ..semantics.eval_scene import gt_scene
+    from ..bench.eval_scene import gt_scene
     from ..semantics.stage import SemanticsSettings, run_semantics
 
     sc = load_scene(path)
@@ -226,7 +226,7 @@ def build_room_segments(rooms: Sequence[Path], encoder, frames: Sequence[int] = 
                         np.concatenate(room), names,
                         {"version": ROOMS_VERSION, "frames": list(frames), "points": points, "min_purity": min_purity,
                          "seconds": round(time.time() - t0, 1), "crop": crop,
-                         "clip_slot": "compact image encoder (stand-in for CLIP3R until issue 6)"})
+                         "clip_slot": "compact image encoder (stand-in for CLIP3R's F_oCLIP)"})
 
 
 def prepare_room_segments(frames: Sequence[int] = (12, 20), compact_weights: str | Path | None = None,

@@ -82,7 +82,7 @@ def test_missing_file_reports(registered_addon, tmp_path):
 
 def test_cancel_in_the_middle_of_a_real_reconstruction(registered_addon, tmp_path):
     """A real video through the real sfm worker: cancel once the cloud has started to grow."""
-    from ov3r.core.bench.orbit import OrbitConfig, cached_orbit
+    from ov3r.core.scenegen.orbit import OrbitConfig, cached_orbit
 
     runner = registered_addon.ov3r_addon.job_runner
     video = tmp_path / "scan à annuler.mp4"

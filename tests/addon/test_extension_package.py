@@ -33,6 +33,14 @@ def test_zip_contents(extension_zip):
         top = name.split("/")[0]
         assert top not in {"tests", ".venv", ".git", "docs", "out", ".ci", "__pycache__"}, name
         assert "__pycache__" not in name and not name.endswith((".pyc", ".blend1")), name
+    # one model per role: exactly the weight files core/models/shipped.py names, and a small download
+    weights = sorted(n for n in names if n.endswith(".safetensors"))
+    assert weights == ["core/models/compact/weights/compact_v4.safetensors",
+                       "core/models/compact/weights/compact_v8.safetensors",
+                       "core/models/ovs/weights/ovs_v6.safetensors",
+                       "core/models/pretrained/weights/mb3_centernet_coco.safetensors"]
+    assert not [n for n in names if n.endswith(".json") and "/models/" in n]  # experiment reports live in docs/
+    assert extension_zip.stat().st_size < 25 * 2**20
 
 
 def test_install_enable_disable(extension_zip):
@@ -78,7 +86,7 @@ def orbit_video(tmp_path_factory) -> tuple[Path, object]:
     spaces and non-ASCII characters."""
     import shutil
 
-    from ov3r.core.bench.orbit import OrbitConfig, cached_orbit
+    from ov3r.core.scenegen.orbit import OrbitConfig, cached_orbit
 
     fixture = cached_orbit(OrbitConfig())
     d = tmp_path_factory.mktemp("vidéos salle")

@@ -22,7 +22,7 @@ from ov3r.ov3r_addon import blend_storage, point_attrs, proxies
 
 @pytest.fixture(scope="module")
 def bench_scene():
-    from ov3r.core.bench.suite import cached_scene, test_suite
+    from ov3r.core.scenegen.suite import cached_scene, test_suite
 
     return gt_semantic_scene(cached_scene(test_suite(frames=4)[0]), encoder=HashEncoder())
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.bench.suite import cached_scene, load_scene, test_suite
+from core.scenegen.suite import cached_scene, load_scene, test_suite
 from core.scene import Cameras, SemanticScene
 from core.scene.align import alignment_transform, scale_transform, transform_points, transform_scene
 

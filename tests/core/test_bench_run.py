@@ -14,8 +14,8 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("bpy") is None, reason=
 
 @pytest.fixture(scope="module")
 def tiny_scene(tmp_path_factory):
-    from core.bench.room_config import RoomConfig
-    from core.bench.room_render import render_room
+    from core.scenegen.room_config import RoomConfig
+    from core.scenegen.room_render import render_room
 
     cfg = RoomConfig(name="tiny_bench", seed=11, width=160, height=120, frames=4, samples=2, denoise=False,
                      gt_points=60000, num_objects=10, libraries=("BlendSwap-CC-0",))

@@ -6,13 +6,13 @@ import itertools
 import numpy as np
 import pytest
 
-from core.bench.catalog import TEST_LIBRARY, library_files, load_catalog
-from core.bench.room_config import RoomConfig
-from core.bench.room_layout import boxes_overlap, footprint_corners, generate_layout
-from core.bench.splits import TEST_LIBRARIES, test_model_ids, training_libraries, training_model_ids
-from core.bench.suite import test_suite, training_configs
-from core.bench.taxonomy import CLASSES, FREQUENCY_ORDER, classify_entry, head_common_tail
-from core.bench.trajectory import MAX_ANGULAR_SPEED, MAX_SPEED, camera_trajectory
+from core.scenegen.catalog import TEST_LIBRARY, library_files, load_catalog
+from core.scenegen.room_config import RoomConfig
+from core.scenegen.room_layout import boxes_overlap, footprint_corners, generate_layout
+from core.scenegen.splits import TEST_LIBRARIES, test_model_ids, training_libraries, training_model_ids
+from core.scenegen.suite import test_suite, training_configs
+from core.scenegen.taxonomy import CLASSES, FREQUENCY_ORDER, classify_entry, head_common_tail
+from core.scenegen.trajectory import MAX_ANGULAR_SPEED, MAX_SPEED, camera_trajectory
 
 pytestmark = pytest.mark.skipif(TEST_LIBRARY not in library_files(),
                                 reason="apt-get install sweethome3d-furniture")
@@ -108,8 +108,8 @@ def test_determinism():
 @pytest.mark.skipif(importlib.util.find_spec("bpy") is None, reason="needs the bpy module")
 def test_tiny_render(tmp_path, monkeypatch):
     monkeypatch.setenv("OV3R_CACHE", str(tmp_path / "cache"))
-    from core.bench.room_render import render_room
-    from core.bench.taxonomy import class_id
+    from core.scenegen.room_render import render_room
+    from core.scenegen.taxonomy import class_id
 
     cfg = RoomConfig(name="tiny", seed=5, width=64, height=48, frames=3, samples=2, denoise=False,
                      gt_points=200000, num_objects=10)
@@ -153,7 +153,7 @@ def test_tiny_render(tmp_path, monkeypatch):
 
 
 def test_suite_command_renders_the_training_rooms_of_the_training_data(monkeypatch, capsys):
-    import core.bench.suite as suite
+    import core.scenegen.suite as suite
     from core.train.clip3r_data import Clip3rDataConfig, room_configs
 
     seen = []

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from ov3r.core.bench.suite import cache_root
+from ov3r.core.scenegen.suite import cache_root
 from ov3r.core.cache import cache_dir
 from ov3r.core.models.pretrained.mobile_sam import default_path
 

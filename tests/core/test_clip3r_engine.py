@@ -202,11 +202,14 @@ def test_foclip_encoder_is_the_one_the_checkpoint_was_trained_with(tmp_path, mon
     from core.hashing import file_sha256
     from core.models.compact import DEFAULT_WEIGHTS
 
-    v2 = DEFAULT_WEIGHTS.with_name("compact_v2.safetensors")
-    sha = file_sha256(v2)[:16]
+    v4 = DEFAULT_WEIGHTS.with_name("compact_v4.safetensors")
+    sha = file_sha256(v4)[:16]
     assert foclip_encoder_id({"foclip_encoder": sha}) == sha
-    assert foclip_encoder_path(sha) == v2  # not the shipped default: the model's own encoder
+    assert foclip_encoder_path(sha) == v4  # not the shipped default: the model's own encoder
     assert foclip_encoder_path("0" * 16) is None and foclip_encoder_path(None) is None
+    # a model trained on an encoder that no longer ships: a clear error with the way back, no fallback
+    with pytest.raises(JobError, match=r"compact_v2\.safetensors no longer ships.*python -m core\.train\.compact"):
+        foclip_encoder_path("e73025ff8f7d8863")
     # older checkpoints: the training data's meta.json in the cache
     monkeypatch.setenv("OV3R_CACHE", str(tmp_path))
     (tmp_path / "clip3r_data" / "abc").mkdir(parents=True)

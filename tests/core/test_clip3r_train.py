@@ -11,10 +11,10 @@ import torch
 from core.models.clip3r import load_checkpoint
 from core.train.clip3r import Dist, TrainConfig, Trainer, setup_distributed
 from core.train.clip3r import main as train_main
+from core.scenegen.suite import assert_training_rooms
 from core.train.clip3r_data import (
     Clip3rDataConfig,
     Clip3rWindows,
-    assert_training_rooms,
     build_dataset,
     collate,
     load_prepared,
@@ -84,7 +84,7 @@ def test_data_builder_on_a_rendered_room(data):
 
 
 def test_test_library_is_refused():
-    from core.bench.suite import test_suite
+    from core.scenegen.suite import test_suite
 
     with pytest.raises(AssertionError, match="test library"):
         assert_training_rooms(test_suite()[:1])

@@ -11,8 +11,8 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("bpy") is None, reason=
 
 
 def _render(tmp_path, libraries, name):
-    from core.bench.room_config import RoomConfig
-    from core.bench.room_render import render_room
+    from core.scenegen.room_config import RoomConfig
+    from core.scenegen.room_render import render_room
 
     cfg = RoomConfig(name=name, seed=3, width=128, height=96, frames=2, samples=2, denoise=False, gt_points=5000,
                      num_objects=8, libraries=tuple(libraries))
@@ -22,7 +22,7 @@ def _render(tmp_path, libraries, name):
 
 
 def test_crops_from_a_training_room(tmp_path):
-    from core.bench.splits import TEST_LIBRARIES, training_libraries
+    from core.scenegen.splits import TEST_LIBRARIES, training_libraries
     from core.train.compact_scene_data import build_scene_crops, crops_from_scene
 
     room = _render(tmp_path, training_libraries(), "train_tiny")
@@ -39,7 +39,7 @@ def test_crops_from_a_training_room(tmp_path):
 
 
 def test_test_library_room_is_refused(tmp_path):
-    from core.bench.splits import TEST_LIBRARIES
+    from core.scenegen.splits import TEST_LIBRARIES
     from core.train.compact_scene_data import crops_from_scene
 
     room = _render(tmp_path, TEST_LIBRARIES, "test_tiny")

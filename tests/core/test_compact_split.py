@@ -2,8 +2,8 @@
 
 import pytest
 
-from core.bench.catalog import TEST_LIBRARY, load_catalog
-from core.bench.splits import test_model_ids
+from core.scenegen.catalog import TEST_LIBRARY, load_catalog
+from core.scenegen.splits import test_model_ids
 from core.train.compact_data import DataConfig, assert_training_split, select_entries
 
 pytestmark = pytest.mark.skipif(not load_catalog(), reason="sweethome3d-furniture not installed")
@@ -18,7 +18,7 @@ def test_train_split_excludes_test_library():
 def test_test_split_is_test_library_with_classes():
     test = select_entries("test")
     assert len(test) >= 80 and all(e.library == TEST_LIBRARY for e in test)
-    assert len({__import__("core.bench.taxonomy", fromlist=["x"]).classify_entry(e) for e in test}) >= 20
+    assert len({__import__("core.scenegen.taxonomy", fromlist=["x"]).classify_entry(e) for e in test}) >= 20
 
 
 def test_assert_training_split_rejects_test_models():

@@ -155,7 +155,8 @@ def test_cached_head_training_learns_separable_features(tmp_path):
     accuracy against the class prompts climbs far above chance (1 / #classes)."""
     import torch
 
-    from core.models.compact.net import CompactConfig, build_net
+    from core.models.compact.build import build_net
+    from core.models.compact.net import CompactConfig
     from core.semantics.text_encoder import TextEncoder
     from core.train.compact_cached import holdout_split, train_head
 

@@ -36,19 +36,27 @@ def test_shipped_weights_classify_test_crops_above_chance():
     assert correct >= max(2, 4 * chance), (pred, list(z["labels"]))
 
 
-def test_default_is_the_ensemble_of_the_shipped_v4_and_v7_files():
-    """compact_v8 (the default) is ``ensemble_net.merge`` of the two shipped files it names, unchanged since."""
+def test_default_is_the_ensemble_of_compact_v4_and_compact_v7():
+    """compact_v8 (the default) is ``merge`` of compact_v4 (shipped beside it, for the fusion) and
+    compact_v7 (retired as a file: its weights live on inside compact_v8); the first member's
+    weights are compact_v4's, bit for bit."""
     import json
 
+    import torch
+
     from core.hashing import file_sha256
+    from core.models.shipped import COMPACT_FOR_FUSION, RETIRED
 
     enc = ImageEncoder.from_pretrained(device="cpu")
     assert enc.net.cfg.backbone == "ensemble"
     members = json.loads(enc.metadata["members"])
     assert [m["file"] for m in members] == ["compact_v4.safetensors", "compact_v7.safetensors"]
-    for m in members:
-        assert file_sha256(DEFAULT_WEIGHTS.with_name(m["file"])) == m["sha256"], m["file"]
-        assert m["backbone_sha256"]  # each member's frozen backbone is pinned
+    assert members[0]["sha256"] == file_sha256(COMPACT_FOR_FUSION)
+    assert members[1]["sha256"] == RETIRED["compact_v7.safetensors"].sha256
+    assert all(m["backbone_sha256"] for m in members)  # each member's frozen backbone is pinned
+    v4 = ImageEncoder.from_pretrained(COMPACT_FOR_FUSION, device="cpu").net.state_dict()
+    inside = enc.net.members[0].state_dict()
+    assert v4.keys() == inside.keys() and all(torch.equal(v4[k], inside[k]) for k in v4)
 
 
 def test_bf16_precision_stays_close_to_fp32_and_auto_resolves():

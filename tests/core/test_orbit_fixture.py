@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.bench import orbit as O
+from core.scenegen import orbit as O
 
 if importlib.util.find_spec("bpy") is None:  # rendered in a subprocess: no need to import it here
     pytest.skip("the bpy module is not installed", allow_module_level=True)
@@ -27,7 +27,7 @@ def fixture(tmp_path_factory) -> O.OrbitFixture:
 
 
 def test_core_imports_without_bpy():
-    code = "import sys, core.bench, core.bench.orbit, core.bench.metrics; assert 'bpy' not in sys.modules"
+    code = "import sys, core.bench, core.scenegen.orbit, core.bench.metrics; assert 'bpy' not in sys.modules"
     root = Path(O.__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root,
                    env={**os.environ, "PYTHONPATH": str(root)})

@@ -3,7 +3,7 @@
 import pytest
 import numpy as np
 from ov3r.core.bench.other_threshold import RoomSegmentsGT, balanced_accuracy, best_threshold
-from ov3r.core.bench.splits import TEST_LIBRARIES
+from ov3r.core.scenegen.splits import TEST_LIBRARIES
 
 
 def _room(rng, T=10, S=40):
@@ -32,7 +32,7 @@ def test_separable_scores_calibrate_between_the_levels():
 
 
 def test_validation_rooms_are_not_training_or_test_rooms():
-    from ov3r.core.bench.suite import training_configs, validation_configs
+    from ov3r.core.scenegen.suite import training_configs, validation_configs
 
     val = validation_configs(3)
     assert len(val) == 3 and all(c.name.startswith("val_") for c in val) and len({c.name for c in val}) == 3

@@ -58,7 +58,7 @@ def test_room_segments_are_cached_per_room(tmp_path, monkeypatch):
 def test_room_count_takes_the_first_rooms_of_the_training_sequence(tmp_path):
     import json
 
-    from core.bench.room_config import config_hash
+    from core.scenegen.room_config import config_hash
     from core.train.clip3r_data import Clip3rDataConfig, room_configs
 
     cfgs = room_configs(Clip3rDataConfig(rooms=3))

@@ -1,4 +1,4 @@
-"""The fused descriptor in the semantics stage (issue 7 part 2): with OVS weights the segments'
+"""The fused descriptor in the semantics stage: with OVS weights the segments'
 descriptors come from the fusion and the metadata says so; without (or with a mean setting, or an
 encoder in another space) the stage averages and records why. Tiny fusion, synthetic boxes; ~10 s."""
 
@@ -150,8 +150,8 @@ def test_settings_from_env_and_dino_not_fed_to_weights_trained_without_it(weight
 
 def test_shipped_fusion_fits_only_compact_v4_and_the_default_encoder_gets_the_mean():
     """ovs_v6 (the shipped fusion) was trained on compact_v4's descriptors and fits only them; the
-    default encoder compact_v8 (compact_v4 + compact_v7 averaged) and the opt-in v6 / v7 have no
-    shipped fusion, so the stage's default for them is the mean, and it says why."""
+    default encoder compact_v8 (compact_v4 + compact_v7 averaged) has no shipped fusion, so the
+    stage's default for it is the mean, and it says why."""
     from core.models.compact import ImageEncoder
     from core.models.compact.encoder import DEFAULT_WEIGHTS
     from core.semantics.fused_descriptor import DEFAULT_OVS_WEIGHTS, ovs_weights_path
@@ -163,15 +163,13 @@ def test_shipped_fusion_fits_only_compact_v4_and_the_default_encoder_gets_the_me
     assert not fd.dino_trained and fd.encoder_sha256 == file_sha256(v4)
     assert fd.compatible(ImageEncoder.from_pretrained(v4, device="cpu")) is None
     assert fd.crop == "context" and 0.5 < fd.metadata()["other_threshold"] < 0.95  # calibrated, recorded
-    v1 = ImageEncoder.from_pretrained(DEFAULT_WEIGHTS.with_name("compact_v1.safetensors"), device="cpu")
-    assert "not the ones" in fd.compatible(v1)  # same text space, other weights: not its inputs
     assert DEFAULT_WEIGHTS.name == "compact_v8.safetensors"
-    for name, backbone in (("compact_v6", "centernet"), ("compact_v7", "effnet_lite2"), ("compact_v8", "ensemble")):
-        enc = ImageEncoder.from_pretrained(DEFAULT_WEIGHTS.with_name(name + ".safetensors"), device="cpu")
-        assert enc.size == 256 and enc.net.cfg.backbone == backbone
-        assert 0.3 < float(enc.metadata["other_threshold"]) < 0.7  # calibrated for its mean
-        used, why = make_fused_describer(SemanticsSettings(), enc)
-        assert used is None and "not the ones" in why and "ovs_v6" in why
+    enc = ImageEncoder.from_pretrained(DEFAULT_WEIGHTS, device="cpu")
+    assert enc.size == 256 and enc.net.cfg.backbone == "ensemble"
+    assert "not the ones" in fd.compatible(enc)  # same text space, other weights: not its inputs
+    assert 0.3 < float(enc.metadata["other_threshold"]) < 0.7  # calibrated for its mean
+    used, why = make_fused_describer(SemanticsSettings(), enc)
+    assert used is None and "not the ones" in why and "ovs_v6" in why
 
 
 def test_mean_scenes_record_the_encoders_calibrated_threshold(boxes, weights):

@@ -1,4 +1,4 @@
-"""OVS training (issue 7 part 2): the dataset builder (training libraries only), the OBJ / MTL reader,
+"""OVS training: the dataset builder (training libraries only), the OBJ / MTL reader,
 the segment sampler, a few training steps reduce the loss, resume == uninterrupted, fp16 weights.
 Tiny models and fake data; about 10 s on one CPU thread."""
 
@@ -80,7 +80,7 @@ def _fake_renders(ids, views=3, R=48):
 
 
 def _catalog_or_skip():
-    from core.bench.catalog import load_catalog
+    from core.scenegen.catalog import load_catalog
 
     if not load_catalog():
         pytest.skip("sweethome3d-furniture not installed")
@@ -88,8 +88,8 @@ def _catalog_or_skip():
 
 def test_dataset_builder_on_three_models_training_only(tmp_path):
     _catalog_or_skip()
-    from core.bench.catalog import TEST_LIBRARY, load_catalog
-    from core.bench.taxonomy import classify_entry
+    from core.scenegen.catalog import TEST_LIBRARY, load_catalog
+    from core.scenegen.taxonomy import classify_entry
     from core.train.compact_data import select_entries
     from core.train.ovs_data import OvsDataConfig, build_ovs_data, load_ovs_data
 
@@ -286,7 +286,7 @@ def test_rooms_of_the_test_library_are_rejected():
     _catalog_or_skip()
     with pytest.raises(AssertionError):
         _check_training_room({"config": {"name": "test_living", "libraries": ["BlendSwap-CC-0"]}}, {"instances": []})
-    from core.bench.splits import training_libraries
+    from core.scenegen.splits import training_libraries
 
     libs = list(training_libraries())
     with pytest.raises(AssertionError):

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from core.models.compact import ImageEncoder, save_weights
 from core.models.compact.centernet_net import CenterNetCompactNet, masked_mean
-from core.models.compact.net import CompactConfig, build_net
+from core.models.compact.build import build_net
+from core.models.compact.net import CompactConfig
 from core.models.compact.preprocess import preprocess
 from core.models.pretrained.centernet import BACKBONE_WEIGHTS, CenterNetBackbone
 from core.models.pretrained.tfjs_graph import TfGraph, read_tfjs_model
@@ -191,7 +192,8 @@ def test_ensemble_merges_encoders_into_their_weighted_normalised_mean(tmp_path):
     encoder is the weighted mean of the members (each at its own size), with the members' weighted
     logit scale / bias and their hashes; it refuses ensembles of ensembles and mixed dimensions."""
     from core.hashing import file_sha256
-    from core.models.compact.ensemble_net import EnsembleCompactNet, merge
+    from core.models.compact.ensemble_net import EnsembleCompactNet
+    from core.models.compact.merge import merge
 
     torch.manual_seed(0)
     cnn = build_net(CompactConfig(size=96)).eval()
@@ -223,13 +225,13 @@ def test_ensemble_merges_encoders_into_their_weighted_normalised_mean(tmp_path):
     with pytest.raises(ValueError, match="dimensions"):
         merge([a, small], tmp_path / "y.safetensors")
     with pytest.raises(ValueError, match="two members"):
-        EnsembleCompactNet(CompactConfig(backbone="ensemble", members=(cnn.cfg.to_dict(),)))
+        EnsembleCompactNet(CompactConfig(backbone="ensemble", members=(cnn.cfg.to_dict(),)), [cnn])
 
 
 def test_ensemble_cli_writes_a_relative_output_where_it_is_asked(tmp_path, monkeypatch):
     """The CLI resolves bare member names in the shipped weights folder, but an output path with a
     folder is taken as given (it does not exist yet), not re-rooted in the weights folder."""
-    from core.models.compact.ensemble_net import main as ensemble_main
+    from core.models.compact.merge import main as ensemble_main
 
     torch.manual_seed(0)
     a = save_weights(build_net(CompactConfig(size=64)), tmp_path / "a.safetensors", 10.0, -10.0)

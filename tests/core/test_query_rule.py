@@ -57,7 +57,7 @@ class _Words:
 
 
 def test_the_grid_finds_the_contrast_that_removes_a_lookalike():
-    from ov3r.core.bench.taxonomy import CLASSES
+    from ov3r.core.scenegen.taxonomy import CLASSES
 
     T = len(CLASSES) - 1
     chair, sofa, bookcase = (CLASSES.index(c) - 1 for c in ("chair", "sofa", "bookcase"))

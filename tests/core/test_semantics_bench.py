@@ -7,13 +7,13 @@ keyframes), rendered here on first use and cached by its config hash (~4 min on 
 ~40 s of semantics), so CI runs it. Other renders of the same room score differently: on the
 150-frame benchmark render "chair" at the threshold has precision 0.39 (a bookcase segment passes),
 on a 320x240 one 0.36, and this very render config gives 0.46 on an Intel Xeon machine (0.81 on
-AMD EPYC): the chair's precision at the threshold is its own non-strict xfail (BENCHMARKS.md,
+AMD EPYC): the chair's precision at the threshold is its own non-strict xfail (docs/experiments/history.md,
 "The acceptance room" and "Descriptors centred by a calibration mean").
 """
 
 import numpy as np
 import pytest
-from ov3r.core.bench.suite import cached_scene, test_suite
+from ov3r.core.scenegen.suite import cached_scene, test_suite
 from ov3r.core.semantics.stage import compact_weights_available
 
 pytestmark = [
@@ -28,13 +28,13 @@ def _living():
 
 @pytest.fixture(scope="module")
 def living_eval():
-    from ov3r.core.semantics.eval_scene import evaluate
+    from ov3r.core.bench.eval_scene import evaluate
 
     return evaluate(_living(), frames=20, points=150_000, encoder_kind="compact", threshold=None)
 
 
 def test_query_selects_a_present_class_and_couch_ranks_like_sofa(living_eval):
-    """Issue 4's acceptance check with the shipped defaults (compact_v8 = compact_v4 + compact_v7 averaged,
+    """The semantics acceptance check with the shipped defaults (compact_v8 = compact_v4 + compact_v7 averaged,
     plain averaged segment descriptors, context crops), on what the add-on selects: every segment
     scoring at or above the threshold the scene records (calibrated on the validation rooms, never on
     test rooms). "sofa" selects its points with precision and recall >= 0.5, "chair" with recall >= 0.5
@@ -50,11 +50,11 @@ def test_query_selects_a_present_class_and_couch_ranks_like_sofa(living_eval):
 
 
 # Not met on every machine: the chair's precision at the recorded threshold. The same 20-frame render
-# config gives 0.81 on the AMD EPYC machines of earlier sessions and 0.46 on an Intel Xeon one
+# config gives 0.81 on the AMD EPYC machines and 0.46 on an Intel Xeon one
 # (2026-12-02: a bookcase segment scores >= 0.52 for "chair"; the render and the encoder's bf16 path
-# differ by CPU), as other renders of the room did before (BENCHMARKS.md, "The acceptance room").
+# differ by CPU), as other renders of the room did before (docs/experiments/history.md, "The acceptance room").
 # Kept running so a robust fix shows up as XPASS everywhere.
-@pytest.mark.xfail(reason="issue 4: chair precision at the threshold depends on the render / CPU", strict=False)
+@pytest.mark.xfail(reason="chair precision at the threshold depends on the render / CPU", strict=False)
 def test_chair_precision_at_threshold(living_eval):
     t = living_eval["queries"]["chair"]["at_threshold"]
     assert t["precision"] >= 0.5, t
@@ -84,6 +84,6 @@ def test_queries_also_report_the_add_ons_threshold_selection(living_eval):
 # precision 0.63, recall 0.07; compact_v2 missed the sofa; compact_v4 (+ plain averaging) 0.92 / 0.25:
 # the sofa's other segments score a little lower than its best one (they are also "armchair" or
 # "chair"); compact_v8 (the default) 0.91 / 0.38. Kept running so an improved encoder shows up as XPASS.
-@pytest.mark.xfail(reason="issue 4: under the margin rule the sofa's recall is < 0.5", strict=False)
+@pytest.mark.xfail(reason="under the margin rule the sofa's recall is < 0.5", strict=False)
 def test_sofa_recall(living_eval):
     assert living_eval["queries"]["sofa"]["recall"] >= 0.5, living_eval["queries"]["sofa"]

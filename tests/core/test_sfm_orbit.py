@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 from ov3r.core.bench.metrics import apply_sim3, ate_rmse
-from ov3r.core.bench.orbit import OrbitConfig, cached_orbit, read_video_frames
+from ov3r.core.scenegen.orbit import OrbitConfig, cached_orbit, read_video_frames
 from ov3r.core.geometry import Keyframe, get_engine
 from ov3r.core.jobs import JobContext
 from scipy.spatial import cKDTree

@@ -1,12 +1,12 @@
-"""The validation furniture library (core.bench.validation_library): Sweet Home 3D's default catalog
+"""The validation furniture library (core.scenegen.validation_library): Sweet Home 3D's default catalog
 unpacked from its jar, read like any library, and kept out of the training and test splits."""
 
 import zipfile
 
 import pytest
 
-from ov3r.core.bench.catalog import extract_model, load_library
-from ov3r.core.bench.validation_library import (MTL_NAME, VALIDATION_LIBRARY, java3d_default_materials, main,
+from ov3r.core.scenegen.catalog import extract_model, load_library
+from ov3r.core.scenegen.validation_library import (MTL_NAME, VALIDATION_LIBRARY, java3d_default_materials, main,
                                                 unpack_default_catalog)
 
 _CATALOG = """# a two-model excerpt in the default catalog's format
@@ -83,7 +83,7 @@ def test_not_a_sweet_home_jar_is_a_clear_error(tmp_path):
 
 
 def test_the_validation_split_is_neither_training_nor_test(tmp_path, monkeypatch):
-    from ov3r.core.bench.splits import TEST_LIBRARIES, training_libraries
+    from ov3r.core.scenegen.splits import TEST_LIBRARIES, training_libraries
     from ov3r.core.train.compact_data import select_entries
 
     monkeypatch.setenv("OV3R_CACHE", str(tmp_path))

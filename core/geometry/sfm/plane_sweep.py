@@ -57,7 +57,7 @@ def _box(x: torch.Tensor, r: int) -> torch.Tensor:
 
     Separable sums of 2r+1 shifted slices, then one division by the in-image window size: the same
     means as ``avg_pool2d(..., count_include_pad=False)`` to float rounding (1e-7), ~3x faster on the
-    CPU, where the pool was half of the dense stage's time (BENCHMARKS.md).
+    CPU, where the pool was half of the dense stage's time (docs/experiments/history.md).
     """
     k, (H, W) = 2 * r + 1, x.shape[-2:]
     p = F.pad(x, (r, r, 0, 0))

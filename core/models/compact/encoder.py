@@ -20,14 +20,16 @@ import torch
 
 from ...hashing import file_sha256
 from ...precision import resolve_precision
-from .net import CompactConfig, CompactImageNet, build_net
+from ..shipped import COMPACT_DEFAULT, check_not_retired
+from .build import build_net
+from .net import CompactConfig, CompactImageNet
 from .preprocess import ArrayOrList, preprocess
 
 __all__ = ["ImageEncoder", "DEFAULT_WEIGHTS", "save_weights", "load_trainable", "SPACE_ID", "resolve_weights",
            "weights_metadata", "write_derived"]
 
 #: compact_v8: compact_v4 (COCO backbone) + compact_v7 (ImageNet backbone) averaged (ensemble_net.py)
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "compact_v8.safetensors"
+DEFAULT_WEIGHTS = COMPACT_DEFAULT
 SPACE_ID = "all-MiniLM-L6-v2"
 
 
@@ -109,13 +111,10 @@ class ImageEncoder:
         #: crops per forward pass. Small on purpose: a batch of 64 at 256 px has activations of tens of MB,
         #: which glibc maps and unmaps at every layer (> its 32 MB mmap ceiling), so the pass spends most
         #: of its time zeroing fresh pages; in the pipeline 8 runs compact_v8 ~1.2-1.3x faster per crop than 64
-        #: and the demo's peak memory is 30 % lower (BENCHMARKS.md, "Encoder batch size and the lifting's memory")
+        #: and the demo's peak memory is 30 % lower (docs/experiments/history.md, "Encoder batch size and the lifting's memory")
         self.batch_size = int(batch_size)
         #: also encode the mirrored crop and average (2x the cost, usually slightly better)
         self.flip_tta = bool(flip_tta)
-        #: calibration mean (D,) and its weight, from the weights file (``centre``); None: no centring
-        self.centre_mean: Optional[np.ndarray] = None
-        self.centre_alpha = 0.0
 
     @property
     def dim(self) -> int:
@@ -133,6 +132,7 @@ class ImageEncoder:
 
         path = Path(path) if path is not None else DEFAULT_WEIGHTS
         if not path.exists():
+            check_not_retired(path)
             raise FileNotFoundError(f"compact image encoder weights not found: {path}")
         meta = weights_metadata(path)
         if "config" not in meta:
@@ -141,26 +141,12 @@ class ImageEncoder:
             raise ValueError(f"{path}: text space {meta.get('space_id')!r} != {SPACE_ID!r}")
         net = build_net(CompactConfig.from_dict(json.loads(meta["config"])))
         sd = load_file(str(path))
-        from .centering import MEAN_KEY  # here, so `python -m core.models.compact.centering` runs cleanly
-
-        mean = sd.pop(MEAN_KEY, None)  # a calibration mean is not part of the network (centering.py)
         load_trainable(net, {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, path)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         enc = cls(net, device, float(meta.get("logit_scale", 10.0)), float(meta.get("logit_bias", -10.0)), meta,
                   precision=precision)
         enc.weights_sha256 = file_sha256(path)  # models trained on its outputs (OVS fusion) check it
-        if mean is not None:
-            enc.centre_mean = mean.float().numpy()
-            enc.centre_alpha = float(json.loads(meta.get("centering", "{}")).get("alpha", 1.0))
         return enc
-
-    def centre(self, emb: np.ndarray) -> np.ndarray:
-        """Final descriptors ``(S, D)`` -> ``(S, D)`` L2-normalised, the file's calibration mean taken out
-        (``core/models/compact/centering.py``; only normalised when the file has none). For aggregated
-        descriptors (a segment's, an object's mean view), not for the lifting's per-mask embeddings."""
-        from .centering import centre
-
-        return centre(emb, self.centre_mean, self.centre_alpha)
 
     @torch.no_grad()
     def encode(self, crops: ArrayOrList, masks: Optional[ArrayOrList] = None) -> np.ndarray:

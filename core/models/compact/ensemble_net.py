@@ -4,7 +4,7 @@ towers, each at its own input size, whose embeddings are mixed by fixed weights.
 Members trained on different backbones fail on different objects (compact_v4's COCO detector
 features, compact_v7's ImageNet classifier features), so their weighted mean generalises better
 to furniture neither saw than either alone (measured in ``MODEL_CARD.md``). Built from trained
-files by :func:`merge`; nothing is trained jointly. The file stores each member's trainable state
+files by :func:`core.models.compact.merge.merge`; nothing is trained jointly. The file stores each member's trainable state
 under ``members.<i>.`` and its config in ``CompactConfig.members``; frozen backbones stay where
 each member's own loader finds them (committed or installed).
 
@@ -14,29 +14,29 @@ Input ``(B, 4, S, S)`` as :func:`core.models.compact.preprocess.preprocess` make
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Dict, Union
+from typing import Dict
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .net import CompactConfig, build_net
+from .net import CompactConfig
 
-__all__ = ["EnsembleCompactNet", "merge"]
+__all__ = ["EnsembleCompactNet"]
 
 
 class EnsembleCompactNet(nn.Module):
     """``forward(x (B, 4, S, S)) -> (B, dim)``: ``normalize(sum_i w_i * member_i(resize(x, S_i)))``."""
 
-    def __init__(self, cfg: CompactConfig) -> None:
+    def __init__(self, cfg: CompactConfig, members: Sequence[nn.Module]) -> None:
+        """``members``: the networks ``cfg.members`` describe, in order (``build.build_net`` makes them)."""
         super().__init__()
-        if len(cfg.members) < 2:
-            raise ValueError("an ensemble config names at least two members (core.models.compact.ensemble_net.merge)")
+        if len(cfg.members) < 2 or len(members) != len(cfg.members):
+            raise ValueError(f"an ensemble config names at least two members and gets one network each "
+                             f"({len(cfg.members)} configs, {len(members)} networks; core.models.compact.merge)")
         self.cfg = cfg
-        self.members = nn.ModuleList(build_net(CompactConfig.from_dict(dict(m))) for m in cfg.members)
+        self.members = nn.ModuleList(members)
         w = cfg.member_weights or (1.0,) * len(cfg.members)
         if len(w) != len(cfg.members) or min(w) < 0 or sum(w) <= 0:
             raise ValueError(f"ensemble member weights {w} do not fit {len(cfg.members)} members")
@@ -54,61 +54,3 @@ class EnsembleCompactNet(nn.Module):
                                                           antialias=True)
             e = e + w * m(xs)
         return F.normalize(e, dim=-1)
-
-
-def merge(weights: Sequence[Union[str, Path]], out: Union[str, Path],
-          member_weights: Sequence[float] | None = None) -> Path:
-    """Trained compact encoder files -> one "ensemble" file. Its logit scale / bias are the
-    members' weighted means (recalibrate ``other_threshold`` on the validation rooms after:
-    ``python -m core.bench.other_threshold --write``); its metadata names each member's file,
-    SHA-256 and frozen backbone's SHA-256."""
-    from ...hashing import file_sha256
-    from .encoder import ImageEncoder, save_weights
-
-    if len(weights) < 2:
-        raise ValueError("merge needs at least two encoder files")
-    encs = [ImageEncoder.from_pretrained(p, device="cpu") for p in weights]
-    w = [float(x) for x in (member_weights or [1.0] * len(encs))]
-    if len(w) != len(encs):
-        raise ValueError(f"{len(w)} member weights for {len(encs)} files")
-    for p, e in zip(weights, encs):
-        if isinstance(e.net, EnsembleCompactNet):
-            raise ValueError(f"merge: {Path(p).name} is an ensemble already; merge its members")
-    if len({e.dim for e in encs}) != 1:
-        raise ValueError(f"merge: the members embed in different dimensions {[e.dim for e in encs]}")
-    members = tuple(e.net.cfg.to_dict() for e in encs)
-    cfg = CompactConfig(size=max(e.size for e in encs), dim=encs[0].dim, backbone="ensemble", members=members,
-                        member_weights=tuple(w))
-    net = EnsembleCompactNet(cfg)
-    for m, e in zip(net.members, encs):
-        m.load_state_dict(e.net.state_dict())
-    tot = sum(w)
-    scale = sum(wi * e.logit_scale for wi, e in zip(w, encs)) / tot
-    bias = sum(wi * e.logit_bias for wi, e in zip(w, encs)) / tot
-    info = [{"file": Path(p).name, "sha256": file_sha256(p), "weight": wi,
-             "backbone_sha256": e.metadata.get("backbone_sha256", "")} for p, wi, e in zip(weights, w, encs)]
-    cmd = " ".join(["python -m core.models.compact.ensemble_net", *(Path(p).name for p in weights), Path(out).name,
-                    "--weights", *(f"{x:g}" for x in w)])
-    return save_weights(net, out, scale, bias, extra={"members": json.dumps(info), "command": cmd})
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m core.models.compact.ensemble_net", description=merge.__doc__)
-    p.add_argument("files", nargs="+", help="member files, then the output (bare file names resolve in the shipped "
-                   "weights folder)")
-    p.add_argument("--weights", type=float, nargs="*", default=None, help="member weights (default: equal)")
-    a = p.parse_args(argv)
-    if len(a.files) < 3:
-        p.error("give at least two member files and the output file")
-    from .encoder import resolve_weights
-
-    # a bare name is a shipped file unless it exists here; a path with a folder is taken as given
-    files = [Path(f) if Path(f).exists() else resolve_weights(f) for f in a.files]
-    print(merge(files[:-1], files[-1], a.weights))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -6,7 +6,7 @@ channel (+1 object, -1 background, 0 everywhere when no mask is given); see
 :func:`core.models.compact.preprocess.preprocess`. Output ``(B, 384)`` L2-normalised.
 Random initialisation only: no pretrained weights are downloaded. ``backbone="centernet"``
 selects :class:`core.models.compact.centernet_net.CenterNetCompactNet` instead (a frozen,
-shipped COCO detector backbone with a trained head): build nets with :func:`build_net`.
+shipped COCO detector backbone with a trained head): build nets with :func:`core.models.compact.build.build_net`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CompactConfig", "CompactImageNet", "SigmoidLoss", "sigmoid_loss", "build_net"]
+__all__ = ["CompactConfig", "CompactImageNet", "SigmoidLoss", "sigmoid_loss"]
 
 
 @dataclass(frozen=True)
@@ -92,25 +92,6 @@ class CompactImageNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.head(self.features(x)), dim=-1)
-
-
-def build_net(cfg: CompactConfig) -> nn.Module:
-    """The network ``cfg.backbone`` names: ``forward((B, 4, S, S)) -> (B, dim)`` L2-normalised."""
-    if cfg.backbone == "centernet":
-        from .centernet_net import CenterNetCompactNet
-
-        return CenterNetCompactNet(cfg)
-    if cfg.backbone == "ensemble":
-        from .ensemble_net import EnsembleCompactNet
-
-        return EnsembleCompactNet(cfg)
-    if cfg.backbone == "effnet_lite2":
-        from .effnet_net import EffNetCompactNet
-
-        return EffNetCompactNet(cfg)
-    if cfg.backbone != "resnet":
-        raise ValueError(f"unknown compact backbone {cfg.backbone!r}")
-    return CompactImageNet(cfg)
 
 
 def sigmoid_loss(img: torch.Tensor, txt: torch.Tensor, t: torch.Tensor, b: torch.Tensor,

@@ -12,10 +12,11 @@ cosine, like the compact encoder's. torch is imported with the submodules (timm 
 a DINOv2 model is built), so import this package only where the models are needed.
 """
 
-from .checkpoint import Checkpoint, load_checkpoint, load_model, save_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .dino import DinoV2
 from .fusion import FusionConfig, FusionOutput, OvsFusion, sample_path_drop
 from .loss import SigmoidLoss, sigmoid_loss
+from .model_loader import load_model
 from .point_encoder import (PointEncoder, PointEncoderConfig, collate_points, distill_loss, estimate_normals,
                             point_features)
 from .pooling import grid_tokens, mask_pool

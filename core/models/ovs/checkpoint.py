@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["FORMAT", "SPACE_ID", "Checkpoint", "load_checkpoint", "load_model", "save_checkpoint"]
+from ..shipped import check_not_retired
+
+__all__ = ["FORMAT", "SPACE_ID", "Checkpoint", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "ov3r-ovs-1"
 SPACE_ID = "all-MiniLM-L6-v2"  # the project's text space (core.semantics.text_encoder.SPACE_ID)
@@ -64,6 +66,7 @@ def load_checkpoint(path: str | Path, kind: str | None = None, device: str | tor
 
     path = Path(path)
     if not path.is_file():
+        check_not_retired(path)
         raise FileNotFoundError(f"OVS checkpoint not found: {path}")
     with safe_open(str(path), framework="pt") as f:
         meta = dict(f.metadata() or {})
@@ -73,17 +76,3 @@ def load_checkpoint(path: str | Path, kind: str | None = None, device: str | tor
         raise ValueError(f"{path}: holds a {meta.get('kind')!r}, expected a {kind!r}")
     state = {k: v.float() if v.dtype == torch.float16 else v for k, v in load_file(str(path), device=str(device)).items()}
     return Checkpoint(state, meta["kind"], json.loads(meta["config"]), meta)
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Any OVS checkpoint -> its module (``PointEncoder`` or ``OvsFusion``), in eval mode."""
-    ck = load_checkpoint(path, device=device)
-    if ck.kind == "point_encoder":
-        from .point_encoder import PointEncoder
-
-        return PointEncoder.from_checkpoint(ck).to(device)
-    if ck.kind == "fusion":
-        from .fusion import OvsFusion
-
-        return OvsFusion.from_checkpoint(ck).to(device)
-    raise ValueError(f"{path}: unknown OVS checkpoint kind {ck.kind!r}")

@@ -19,7 +19,7 @@ the colours Sweet Home 3D shows (without it every model renders grey)::
 
 This module copies the catalog (``DefaultFurnitureCatalog.properties``) and its model folder out of
 the jar into ``<cache>/validation_furniture/SweetHome3D-default/`` as an unpacked library that
-``core.bench.catalog`` reads like any other (``furniture_dir=validation_furniture_dir()``). It lives
+``core.scenegen.catalog`` reads like any other (``furniture_dir=validation_furniture_dir()``). It lives
 outside ``/usr/share/sweethome3d/furniture`` on purpose: ``splits.training_libraries()`` takes every
 library there but the test one.
 """
@@ -34,7 +34,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from ..cache import cache_dir
+from .catalog import _CATALOG_NAME, load_library, validation_furniture_dir
 
 __all__ = ["VALIDATION_LIBRARY", "java3d_default_materials", "unpack_default_catalog", "validation_furniture_dir"]
 
@@ -64,18 +64,11 @@ def _add_mtllib(obj: Path) -> None:
         obj.write_bytes(f"mtllib {MTL_NAME}\n".encode() + text)
 
 
-def validation_furniture_dir() -> Path:
-    """Folder holding the validation library (``$OV3R_CACHE`` or ~/.cache/ov3r, ``validation_furniture``)."""
-    return cache_dir("validation_furniture")
-
-
 def unpack_default_catalog(jar: Path, dest: Path | None = None, materials_jar: Path | None = None) -> Path:
     """Copy the default catalog and its models out of ``sweethome3d.jar`` into
     ``dest/SweetHome3D-default`` (idempotent); returns ``dest``. The catalog's model paths
     (``/com/eteks/.../bed.obj``) stay valid relative to the library folder. ``materials_jar``
     (``j3dutils.jar``): write its material table as ``default.mtl`` and point the OBJs at it."""
-    from .catalog import _CATALOG_NAME
-
     dest = Path(dest) if dest is not None else validation_furniture_dir()
     lib = dest / VALIDATION_LIBRARY
     if (lib / _CATALOG_NAME).exists():
@@ -105,7 +98,7 @@ def unpack_default_catalog(jar: Path, dest: Path | None = None, materials_jar: P
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m core.bench.validation_library", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m core.scenegen.validation_library", description=__doc__.split("\n\n")[0])
     p.add_argument("--jar", type=Path, default=Path("/usr/share/sweethome3d/sweethome3d.jar"),
                    help="sweethome3d.jar (from the Debian package sweethome3d)")
     p.add_argument("--materials-jar", type=Path, default=Path("/usr/share/java/j3dutils.jar"),
@@ -114,8 +107,6 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if not a.jar.exists():
         p.error(f"{a.jar} not found: run `make validation-furniture` (unpacks the Debian package sweethome3d)")
-    from .catalog import load_library
-
     if not a.materials_jar.exists():
         p.error(f"{a.materials_jar} not found: run `make validation-furniture` (unpacks libjava3d-java too)")
     dest = unpack_default_catalog(a.jar, a.dest, a.materials_jar)

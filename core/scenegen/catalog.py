@@ -22,6 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..cache import cache_dir
+
 __all__ = [
     "CatalogEntry",
     "default_furniture_dir",
@@ -33,7 +35,7 @@ __all__ = [
     "TEST_LIBRARY",
 ]
 
-#: The library reserved for the test split (see :mod:`core.bench.splits`).
+#: The library reserved for the test split (see :mod:`core.scenegen.splits`).
 TEST_LIBRARY = "BlendSwap-CC-0"
 
 _CATALOG_NAME = "PluginFurnitureCatalog.properties"
@@ -180,12 +182,16 @@ def _load_library_cached(lib_path: str, library: str) -> Tuple[CatalogEntry, ...
     return tuple(entries)
 
 
+def validation_furniture_dir() -> Path:
+    """Folder holding the validation library (``$OV3R_CACHE`` or ~/.cache/ov3r, ``validation_furniture``),
+    unpacked there by ``core.scenegen.validation_library``."""
+    return cache_dir("validation_furniture")
+
+
 def library_path(library: str, furniture_dir: Optional[Path] = None) -> Path:
     """The file or folder of a library, looked up by name in ``furniture_dir`` (the installed ones),
-    then in the validation library's folder (``core.bench.validation_library``): it lives apart so
+    then in the validation library's folder (``core.scenegen.validation_library``): it lives apart so
     that no split listing the installed libraries takes it, and is found only when named."""
-    from .validation_library import validation_furniture_dir
-
     for d in (furniture_dir, validation_furniture_dir()):
         libs = library_files(d)
         if library in libs:

@@ -1,6 +1,6 @@
 """Measure a 2D segmenter against the GT instances of rendered benchmark scenes.
 
-``python -m core.semantics.eval_segments SCENE_DIR [...] [--frames 8] [--depth none|gt|cloud]``
+``python -m core.bench.eval_segments SCENE_DIR [...] [--frames 8] [--depth none|gt|cloud]``
 prints the mean best IoU per GT instance (instances covering >= 0.5 % of the image) of the
 classical segmenter, or of SAM's automatic masks with ``--sam-checkpoint PATH [--sam-model-type vit_t]``.
 ``--depth cloud`` renders the depth from the GT cloud with the z-buffer of
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .masks import best_iou
-from .projection import point_spacing, render_depth, scale_intrinsics
+from ..semantics.masks import best_iou
+from ..semantics.projection import point_spacing, render_depth, scale_intrinsics
 
 
 def video_frames(path: Path, indices: Sequence[int]) -> dict[int, np.ndarray]:
@@ -35,7 +35,7 @@ def video_frames(path: Path, indices: Sequence[int]) -> dict[int, np.ndarray]:
 
 def evaluate(scene_dir: Path, segmenter, frames: int = 8, depth_mode: str = "cloud",
              min_frac: float = 0.005) -> dict:
-    from ..bench.suite import load_scene
+    from ..scenegen.suite import load_scene
 
     sc = load_scene(scene_dir)
     inst = np.load(scene_dir / "labels.npz")["instance"]
@@ -76,9 +76,9 @@ def evaluate(scene_dir: Path, segmenter, frames: int = 8, depth_mode: str = "clo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .segment_classical import ClassicalSegmenter
+    from ..semantics.segment_classical import ClassicalSegmenter
 
-    p = argparse.ArgumentParser(prog="python -m core.semantics.eval_segments")
+    p = argparse.ArgumentParser(prog="python -m core.bench.eval_segments")
     p.add_argument("scenes", nargs="+", type=Path)
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--depth", choices=["none", "gt", "cloud"], default="cloud")
@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--points-per-side", type=int, default=None, help="SAM's point grid (default: SamSettings')")
     a = p.parse_args(argv)
     if a.sam_checkpoint:
-        from .stage import SemanticsSettings, make_segmenter
+        from ..semantics.stage import SemanticsSettings, make_segmenter
 
         seg = make_segmenter(SemanticsSettings(segmenter="sam", sam_checkpoint=a.sam_checkpoint,
                                                sam_model_type=a.sam_model_type, sam_points_per_side=a.points_per_side))

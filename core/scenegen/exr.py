@@ -1,7 +1,7 @@
 """Minimal OpenEXR reader for the renderer's own files (numpy only).
 
 Reads scan-line files written without compression (``exr_codec = 'NONE'``), single- or
-multi-layer, HALF / FLOAT / UINT channels: exactly what :mod:`core.bench.room_render`
+multi-layer, HALF / FLOAT / UINT channels: exactly what :mod:`core.scenegen.room_render`
 writes. Anything else (tiles, compression, deep data) raises ``ValueError``.
 """
 

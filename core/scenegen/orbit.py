@@ -29,7 +29,7 @@ Pixel convention of the intrinsics: continuous pixel coordinates where pixel ``(
 and the principal point is ``(W/2, H/2)`` (as in COLMAP). To sample an image at a
 projected ``(u, v)``: ``img[int(v), int(u)]``.
 
-``bpy`` is imported only inside the rendering functions: ``core.bench.orbit`` imports
+``bpy`` is imported only inside the rendering functions: ``core.scenegen.orbit`` imports
 without Blender. By default the render runs in a fresh Python subprocess (so it never
 resets the ``bpy`` state of the calling process, e.g. a test session with the add-on
 registered); pass ``in_process=True`` to render in the current interpreter.
@@ -727,7 +727,7 @@ def _package_root_and_module() -> Tuple[Path, str]:
     """(directory holding the ``core`` package, module name) for running this file in a subprocess.
 
     ``core`` imports on its own as a top-level package (DESIGN.md), whatever name the
-    extension imported it under, so the subprocess runs ``python -m core.bench.orbit``.
+    extension imported it under, so the subprocess runs ``python -m core.scenegen.orbit``.
     """
     here = Path(__file__).resolve()
     return here.parents[2], f"{here.parents[1].name}.{here.parent.name}.{here.stem}"
@@ -839,7 +839,7 @@ def cached_orbit(config: OrbitConfig = OrbitConfig(), cache_root: Optional[Path]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m core.bench.orbit",
+    p = argparse.ArgumentParser(prog="python -m core.scenegen.orbit",
                                 description="Render the Ov3R ground-truth orbit fixture (Cycles, CPU).")
     p.add_argument("out_dir", type=Path, nargs="?", help="output directory (omit with --cache)")
     p.add_argument("--frames", type=int, default=OrbitConfig.frames)

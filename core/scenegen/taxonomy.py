@@ -5,7 +5,7 @@ maps to a class by the first rule in :data:`_RULES` whose regular expression mat
 lower-case catalog name; models that match nothing (vehicles, trees, characters, wall
 plugs, ...) are not used in rooms.
 
-Each class has a placement *role* used by :mod:`core.bench.room_layout`:
+Each class has a placement *role* used by :mod:`core.scenegen.room_layout`:
 
 - ``"wall"``: stands on the floor with its back against a wall (bookcase, bed, sofa, ...);
 - ``"floor"``: stands anywhere on the floor (table, chair, plant, ...);

@@ -1,7 +1,7 @@
 """The semantics stage on a rendered benchmark scene with GT geometry (GT cloud + GT cameras).
 
-``python -m core.semantics.eval_scene SCENE_DIR [--frames 20] [--points 200000] [--encoder compact|oracle|none]``
-``python -m core.semantics.eval_scene SCENE_DIR --scene-file RECONSTRUCTION.ov3r.npz [--encoder ...]``
+``python -m core.bench.eval_scene SCENE_DIR [--frames 20] [--points 200000] [--encoder compact|oracle|none]``
+``python -m core.bench.eval_scene SCENE_DIR --scene-file RECONSTRUCTION.ov3r.npz [--encoder ...]``
 
 Isolates the semantics from the geometry engine: the video's frames, the GT cameras and a
 subsample of the GT cloud go through :func:`core.semantics.stage.run_semantics`. Prints
@@ -47,7 +47,7 @@ def oracle_describer(scene_dir: Path, frame_index: np.ndarray, num_classes: int,
 
 def gt_scene(scene_dir: Path, frames: int = 20, points: int = 200_000, seed: int = 0):
     """-> (SemanticScene of GT points + GT cameras, images, gt instance (P,), gt semantic (P,))."""
-    from ..bench.suite import load_scene
+    from ..scenegen.suite import load_scene
     from ..scene import Cameras, SemanticScene
     from .eval_segments import video_frames
 
@@ -91,10 +91,10 @@ def instance_best_iou(seg: np.ndarray, inst: np.ndarray, min_points: int = 100) 
 
 def evaluate(scene_dir: Path, frames: int, points: int, encoder_kind: str, threshold: float | None,
              margin: float = 0.05) -> dict:
-    from ..bench.semantic_metrics import confusion_matrix, semantic_scores
-    from ..bench.taxonomy import CLASSES
+    from .semantic_metrics import confusion_matrix, semantic_scores
+    from ..scenegen.taxonomy import CLASSES
     from ..jobs import JobContext
-    from .stage import SemanticsSettings, run_semantics
+    from ..semantics.stage import SemanticsSettings, run_semantics
 
     scene, images, inst, sem = gt_scene(scene_dir, frames, points)
     t0 = time.perf_counter()
@@ -115,8 +115,8 @@ def evaluate(scene_dir: Path, frames: int, points: int, encoder_kind: str, thres
                                                             CLASSES).items()
                            if k in ("miou", "macc", "fmiou", "num_present")}
         return out
-    from .query import default_threshold, label_scene, query, select_points
-    from .text_encoder import default_encoder
+    from ..semantics.query import default_threshold, label_scene, query, select_points
+    from ..semantics.text_encoder import default_encoder
 
     enc = default_encoder()
     query_threshold = default_threshold(scene)  # the add-on's default: the descriptors' calibrated threshold
@@ -153,14 +153,14 @@ def evaluate_reconstruction(scene_file: Path, scene_dir: Path, encoder_kind: str
     """The stage on a reconstructed scene (e.g. ``ov3r reconstruct --semantics none`` of the
     room's video), scored like ``ov3r bench``: Sim(3) on the camera centres + ICP, then each GT
     point takes the majority label of its 5 nearest predicted points -> mIoU."""
-    from ..bench import metrics as BM
-    from ..bench.semantic_metrics import confusion_matrix, semantic_scores, transfer_labels
-    from ..bench.suite import load_scene as load_bench
-    from ..bench.taxonomy import CLASSES
+    from . import metrics as BM
+    from .semantic_metrics import confusion_matrix, semantic_scores, transfer_labels
+    from ..scenegen.suite import load_scene as load_bench
+    from ..scenegen.taxonomy import CLASSES
     from ..jobs import JobContext
     from ..scene import load_scene
     from .eval_segments import video_frames
-    from .stage import SemanticsSettings, run_semantics
+    from ..semantics.stage import SemanticsSettings, run_semantics
 
     scene = load_scene(scene_file)
     bench = load_bench(scene_dir)
@@ -176,8 +176,8 @@ def evaluate_reconstruction(scene_file: Path, scene_dir: Path, encoder_kind: str
     if oracle:
         lut = np.append(scene.segments.descriptor.argmax(1), 0)
     else:
-        from .query import label_scene
-        from .text_encoder import default_encoder
+        from ..semantics.query import label_scene
+        from ..semantics.text_encoder import default_encoder
 
         label_scene(scene, CLASSES[1:], -1.0 if threshold is None else threshold, default_encoder())
         lut = np.array([CLASSES.index(x) if x in CLASSES else 0 for x in scene.segments.label] + [0])
@@ -194,7 +194,7 @@ def evaluate_reconstruction(scene_file: Path, scene_dir: Path, encoder_kind: str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m core.semantics.eval_scene")
+    p = argparse.ArgumentParser(prog="python -m core.bench.eval_scene")
     p.add_argument("scenes", nargs="+", type=Path)
     p.add_argument("--frames", type=int, default=20)
     p.add_argument("--points", type=int, default=200_000)
