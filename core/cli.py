@@ -72,6 +72,11 @@ def run_job(worker: WorkerProcess, quiet: bool = False) -> str:
                 print(ev.message, file=sys.stderr)
             elif ev.type == "done":
                 result = ev.path
+                bars.close()
+                if ev.data.get("coverage") and not quiet:
+                    print(ev.data["coverage"], file=sys.stderr)
+                if ev.data.get("warning"):
+                    print(f"ov3r: warning: {ev.data['warning']}", file=sys.stderr)
             elif ev.type == "error":
                 bars.close()
                 raise SystemExit(f"ov3r: error: {ev.message}")
@@ -91,7 +96,7 @@ def _reconstruct(video: str, out: str, args: argparse.Namespace) -> str:
         wargs += ["--max-frames", str(args.max_frames)]
     if args.max_keyframes:
         wargs += ["--max-keyframes", str(args.max_keyframes)]
-    if args.semantics:  # [semantics hook, issue 4B]
+    if args.semantics:
         wargs += ["--semantics", args.semantics]
     return run_job(WorkerProcess(wargs, python=args.python), args.quiet)
 
@@ -142,7 +147,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _load_for_text(args: argparse.Namespace):
-    """[semantics hook, issue 4B] (scene, text encoder of its space) for query / label."""
+    """(scene, text encoder of its space) for query / label."""
     from .scene import SceneFormatError, load_scene
     from .semantics.query import SpaceMismatch, check_space, text_encoder_for
 

@@ -12,20 +12,28 @@ import numpy as np
 from . import __version__
 from .geometry.engine import Reconstruction
 from .hashing import file_sha256
+from .geometry.frame_placement import coverage_report, describe_unplaced, place_frames
 from .jobs import JobContext, JobError
 from .scene import FORMAT_VERSION, SemanticScene
 from .video import KeyframeSettings, iter_frames, probe_video, select_keyframes
 
 
+#: below this fraction of the video placed, the result is an error (it would mislead more than help)
+MIN_COVERAGE = 0.10
+#: below this, the result comes with a warning naming the frames that could not be placed
+WARN_COVERAGE = 0.90
+
+
 @dataclass
 class ReconstructSettings:
     engine: str = "sfm"
+    engine_settings: dict[str, Any] = field(default_factory=dict)  # fields of the engine's settings dataclass
     max_frames: int | None = None  # decode at most this many frames
     max_side: int = 640  # resolution cap of the working images (longest side, px)
     keyframes: KeyframeSettings = field(default_factory=KeyframeSettings)
     # Known pinhole intrinsics (fx, fy, cx, cy) at the video's full resolution; None = estimate.
     intrinsics: tuple[float, float, float, float] | None = None
-    # [semantics hook, issue 4B] image encoder of the semantics stage: "compact", "openclip" or None
+    # image encoder of the semantics stage: "compact", "openclip" or None
     # (no segments); default "compact" when its shipped weights exist. See core.semantics.stage.
     semantics: str | None = field(default_factory=lambda: _default_semantics())
 
@@ -67,15 +75,21 @@ def reconstruct_video(video: str | Path, ctx: JobContext, settings: ReconstructS
         if n % 10 == 0 or n == total:
             ctx.progress("decode + keyframes", min(n, total), max(total, n))
 
-    frames = iter_frames(video, settings.max_side, settings.max_frames, on_truncated=truncated.append)
-    keyframes, n_frames = select_keyframes(frames, settings.keyframes, on_frame)
+    stamps: list[float] = []  # every decoded frame's time: each one gets a camera
+
+    def frames():
+        for frame in iter_frames(video, settings.max_side, settings.max_frames, on_truncated=truncated.append):
+            stamps.append(frame.timestamp)
+            yield frame
+
+    keyframes, n_frames = select_keyframes(frames(), settings.keyframes, on_frame)
     ctx.progress("decode + keyframes", n_frames, n_frames)
     timings["decode_keyframes"] = time.perf_counter() - t0
 
     h, w = keyframes[0].image.shape[:2]
     try:
-        engine = get_engine(settings.engine)
-    except ValueError as exc:
+        engine = get_engine(settings.engine, **settings.engine_settings)
+    except (ValueError, TypeError) as exc:
         raise JobError(str(exc)) from None
     metadata: dict[str, Any] = {
         "version": FORMAT_VERSION,
@@ -114,8 +128,17 @@ def reconstruct_video(video: str | Path, ctx: JobContext, settings: ReconstructS
     timings["total"] = time.perf_counter() - t0
     metadata["timings"] = timings
     metadata["registered_keyframes"] = len(rec.cameras)
+    path = place_frames(np.asarray(stamps), np.array([kf.index for kf in keyframes]), rec.cameras)
+    metadata["coverage"] = coverage = coverage_report(path, {kf.index: kf.image for kf in keyframes})
+    if coverage["fraction"] < MIN_COVERAGE:
+        raise JobError(f"only {100 * coverage['fraction']:.0f}% of the video could be placed "
+                       f"({len(rec.cameras)} of {len(keyframes)} keyframes registered): {describe_unplaced(coverage)}")
+    if coverage["fraction"] < WARN_COVERAGE:
+        coverage["warning"] = (f"only {100 * coverage['fraction']:.0f}% of the video was placed: "
+                               f"{describe_unplaced(coverage)}")
     scene = scene_from_reconstruction(rec, metadata)
-    if settings.semantics:  # [semantics hook, issue 4B] 2D segments -> 3D segments with descriptors
+    scene.frame_path = path
+    if settings.semantics:  # 2D segments -> 3D segments with descriptors
         from .semantics.stage import SemanticsSettings, run_semantics
 
         by_index = {kf.index: kf.image for kf in keyframes}

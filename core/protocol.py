@@ -2,7 +2,9 @@
 
   {"type": "progress", "stage": str, "done": int, "total": int}
   {"type": "partial",  "path": str}     a SemanticScene of the work so far
-  {"type": "done",     "path": str}     the final SemanticScene
+  {"type": "done",     "path": str}     the final SemanticScene; a reconstruction adds "coverage"
+                                        (one line: how much of the video was placed) and, when
+                                        under 90 %, "warning" (which frames were not placed and why)
   {"type": "error",    "message": str}  user-facing; the worker exits non-zero after it
   {"type": "log",      "message": str}  informational
 

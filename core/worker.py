@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--max-side", type=int, default=640)
     r.add_argument("--max-keyframes", type=int, default=None)
     r.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"), default=None)
-    # [semantics hook, issue 4B] default: "compact" when its weights are shipped, else none
+    # default: "compact" when its weights are shipped, else none
     r.add_argument("--semantics", choices=["none", "compact", "openclip"], default=None,
                    help="image encoder of the semantics stage (segments + descriptors)")
     r.add_argument("--partial-dir", default=None, help="write partial scenes here")
@@ -81,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_reconstruct(args: argparse.Namespace, emitter: Emitter) -> Path:
+def run_reconstruct(args: argparse.Namespace, emitter: Emitter) -> tuple[Path, dict]:
+    """Reconstruct, save; returns (scene path, the scene's coverage record)."""
     from .jobs import JobContext
     from .pipeline import ReconstructSettings, reconstruct_video
     from .scene import save_scene
@@ -91,14 +92,14 @@ def run_reconstruct(args: argparse.Namespace, emitter: Emitter) -> Path:
         settings.keyframes.max_keyframes = args.max_keyframes
     if args.intrinsics:
         settings.intrinsics = tuple(args.intrinsics)
-    if args.semantics:  # [semantics hook, issue 4B]
+    if args.semantics:
         settings.semantics = None if args.semantics == "none" else args.semantics
     ctx = JobContext(emitter.progress, emitter.partial)
     scene = reconstruct_video(args.video, ctx, settings)
     emitter.progress("save", 0, 1)
     out = save_scene(scene, args.out)
     emitter.progress("save", 1, 1)
-    return out
+    return out, dict(scene.metadata.get("coverage") or {})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,11 +110,15 @@ def main(argv: list[str] | None = None) -> int:
         partial_dir.mkdir(parents=True, exist_ok=True)
     emitter = Emitter(out, partial_dir, getattr(args, "partial_interval", 2.0))
     try:
+        from .geometry.frame_placement import coverage_summary
         from .jobs import JobCancelled, JobError
         from .scene import SceneFormatError
 
-        path = run_reconstruct(args, emitter)
-        emitter.emit("done", path=str(path))
+        path, coverage = run_reconstruct(args, emitter)
+        extra = {"coverage": coverage_summary(coverage)} if coverage else {}
+        if coverage.get("warning"):
+            extra["warning"] = coverage["warning"]
+        emitter.emit("done", path=str(path), **extra)
         return 0
     except (JobError, SceneFormatError) as exc:
         emitter.emit("error", message=str(exc))

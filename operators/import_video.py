@@ -110,6 +110,8 @@ class OV3R_OT_import_video(bpy.types.Operator, ImportHelper):
             self.report({"ERROR"}, f"Ov3R import failed: {job.message}")
             return {"CANCELLED"}
         self.report({"INFO"}, f"Ov3R: imported {os.path.basename(path)} ({job.message})")
+        if job.warning:
+            self.report({"WARNING"}, f"Ov3R: {job.warning}")
         return {"FINISHED"}
 
 

@@ -98,6 +98,7 @@ class ImportJob:
         self.fraction = 0.0
         self.message = ""
         self.built: scene_builder.BuiltScene | None = None
+        self.warning = ""  # set when the result covers only part of the video
         self.partials_loaded = 0
         self._progress_open = False
 
@@ -195,6 +196,13 @@ class ImportJob:
         self._remove_partials()
         self.stage, self.fraction = "done", 1.0
         self.message = f"{len(scene)} points, {len(scene.cameras)} keyframes"
+        coverage = scene.metadata.get("coverage") or {}
+        if coverage:
+            self.message += f", {100 * float(coverage.get('fraction', 0)):.0f}% of the video placed"
+        self.warning = str(coverage.get("warning") or "")
+        if self.warning:
+            print(f"Ov3R import warning: {self.warning}")
+            _popup(self.warning, "Ov3R: part of the video could not be placed")
 
     def _fail(self, message: str, cancelled: bool = False) -> None:
         scene_builder.remove_built(self.built)
@@ -226,6 +234,11 @@ class ImportJob:
             props.video = self.video_path
             if self.state == ERROR:
                 props.error = self.message
+            elif self.state == DONE:
+                props.error = ""
+                props.warning = self.warning
+            if self.running:
+                props.warning = ""
         if self.running and not self._progress_open:
             wm.progress_begin(0.0, 1.0)
             self._progress_open = True
@@ -248,7 +261,12 @@ def _redraw() -> None:
 
 
 def _report_error(message: str) -> None:
-    """Tell the user in the UI (a popup); in background mode the print is enough."""
+    _popup(message, "Ov3R import failed")
+
+
+def _popup(message: str, title: str) -> None:
+    """Tell the user in the UI (a popup): a timer-driven job has no operator left to report through;
+    in background mode the print is enough."""
     if bpy.app.background:
         return
     wm = bpy.context.window_manager
@@ -260,9 +278,9 @@ def _report_error(message: str) -> None:
     try:
         if bpy.context.window is None and wm.windows:  # in a timer: give the popup a window
             with bpy.context.temp_override(window=wm.windows[0]):
-                wm.popup_menu(draw, title="Ov3R import failed", icon="ERROR")
+                wm.popup_menu(draw, title=title, icon="ERROR")
         else:
-            wm.popup_menu(draw, title="Ov3R import failed", icon="ERROR")
+            wm.popup_menu(draw, title=title, icon="ERROR")
     except (RuntimeError, AttributeError, TypeError):
         pass
 

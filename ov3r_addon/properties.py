@@ -20,6 +20,7 @@ class OV3R_PG_job(bpy.types.PropertyGroup):
     progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
     message: StringProperty(name="Message", default="")
     error: StringProperty(name="Last Error", default="")
+    warning: StringProperty(name="Last Warning", default="", description="What the last import could not place")
     video: StringProperty(name="Video", default="", subtype="FILE_PATH")
 
 

@@ -113,8 +113,10 @@ def _build_camera(scene: SemanticScene, name: str, coll: bpy.types.Collection, o
         coll.objects.link(obj)
     camera_path.apply_lens(obj.data, cams.intrinsics[0], cams.image_size, bl_scene)
     fps = camera_path.set_scene_fps(bl_scene, camera_path.video_fps(scene.metadata, _scene_fps(bl_scene)))
-    frames = camera_path.keyframe_frames(cams.timestamps, fps, FRAME_START)
-    camera_path.animate_camera(obj, cams.world_from_camera, frames)
+    # every video frame's camera when the scene has them (interpolated ones included), else the keyframes'
+    path = scene.frame_path.cameras if scene.frame_path is not None and len(scene.frame_path) else cams
+    frames = camera_path.keyframe_frames(path.timestamps, fps, FRAME_START)
+    camera_path.animate_camera(obj, path.world_from_camera, frames)
     video = scene.metadata.get("video") or {}
     last_key = int(math.ceil(float(frames.max()) - 1e-6))  # float noise must not add a frame
     n_frames = int(video.get("frames_read") or 0)
@@ -122,6 +124,11 @@ def _build_camera(scene: SemanticScene, name: str, coll: bpy.types.Collection, o
     bl_scene.frame_end = max(FRAME_START + n_frames - 1, last_key, FRAME_START)
     _set_resolution(bl_scene, cams.image_size, video)
     obj["ov3r"] = {"kind": "camera", "keyframes": len(cams)}
+    coverage = scene.metadata.get("coverage") or {}
+    if coverage:  # what part of the animation is measured, for scripts and the user
+        obj["ov3r"]["placed_fraction"] = float(coverage.get("fraction", 0.0))
+        obj["ov3r"]["unplaced_frames"] = [[FRAME_START + r["first"], FRAME_START + r["last"]]
+                                          for r in coverage.get("unplaced", [])]
     return obj
 
 

@@ -39,6 +39,11 @@ class VIEW3D_PT_ov3r_import(bpy.types.Panel):
             box = layout.box()
             box.label(text="Last import failed:", icon="ERROR")
             box.label(text=job.error[:200])
+        elif job is not None and job.warning:
+            box = layout.box()
+            box.label(text="Last import is incomplete:", icon="ERROR")
+            for line in job.warning.split("; ")[:4]:
+                box.label(text=line[:200])
 
 
 class VIEW3D_PT_ov3r_object(bpy.types.Panel):

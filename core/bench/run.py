@@ -1,8 +1,9 @@
 """``ov3r bench``: run an engine on benchmark scenes, print a markdown table (and JSON).
 
 ``--scenes`` takes rendered scene folders, folders of them, scene config JSON files, or
-``suite`` (the standard test suite), ``validation`` (the ``val_*`` rooms for choosing settings); configs are rendered once and cached by hash
-(:func:`core.bench.suite.cached_scene`). ``--engine`` is any geometry engine of
+``suite`` (the standard test suite), ``validation`` (the ``val_*`` rooms for choosing settings),
+``heldout``, ``hard_dev`` / ``hard_test`` (the hard set's halves: tune on dev, report test); configs
+are rendered once and cached by hash (:func:`core.scenegen.suite.cached_scene`). ``--engine`` is any geometry engine of
 ``core.geometry`` (``sfm``, ...), ``gt`` (an oracle returning a subsample of the GT
 cloud and GT cameras: checks the bench itself, scores ~perfect) or ``gt-geometry``
 (GT cloud and cameras with the real semantics stage on the video's frames: the
@@ -11,7 +12,7 @@ semantic numbers "with GT geometry"). ``--semantics`` picks the image encoder
 
 Protocol (DESIGN.md): Sim(3) Umeyama on keyframe camera centres, then ICP on the
 points; Acc / Comp (cm), F-score at 1 / 2 / 5 cm, ATE RMSE (cm). When the result has
-segment labels that are class names of :mod:`core.bench.taxonomy`, semantic metrics
+segment labels that are class names of :mod:`core.scenegen.taxonomy`, semantic metrics
 are computed over all scenes with one confusion matrix.
 """
 
@@ -26,8 +27,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .room_config import load_config
-from .suite import cached_scene, load_scene, named_rooms
+from ..scenegen.room_config import load_config
+from ..scenegen.suite import ROOM_SETS, cached_scene, load_scene, named_rooms
 
 __all__ = ["main", "resolve_scenes", "evaluate_scene"]
 
@@ -35,7 +36,7 @@ __all__ = ["main", "resolve_scenes", "evaluate_scene"]
 def resolve_scenes(items: Sequence[str]) -> List[Path]:
     out: List[Path] = []
     for s in items:
-        if s in ("suite", "validation", "heldout"):  # the last two for choosing settings, never the suite
+        if s in ROOM_SETS:  # validation, heldout, hard_dev: for choosing settings; suite, hard_test: report only
             out += [cached_scene(c) for c in named_rooms(s)]
             continue
         p = Path(s)
@@ -56,7 +57,7 @@ def _closed_set_labels(res) -> Optional[np.ndarray]:
     """(N,) class ids of the taxonomy for a SemanticScene with segments (closed vocabulary, as
     OVO / OpenNeRF: every segment takes its best class), or None without segments."""
     from ..semantics.query import label_scene
-    from .taxonomy import CLASSES
+    from ..scenegen.taxonomy import CLASSES
 
     if not len(res.segments):
         return None
@@ -70,9 +71,9 @@ def _oracle_labels(res, images, scene_dir: Path) -> np.ndarray:
     GT majority class, ``eval_scene.oracle_describer``): the ceiling the segments allow a perfect
     encoder, per class, under the same label transfer and scoring as the encoders' runs."""
     from ..jobs import JobContext
-    from ..semantics.eval_scene import oracle_describer
+    from ..bench.eval_scene import oracle_describer
     from ..semantics.stage import SemanticsSettings, run_semantics
-    from .taxonomy import CLASSES
+    from ..scenegen.taxonomy import CLASSES
 
     describe = oracle_describer(scene_dir, res.cameras.frame_index, len(CLASSES))
     run_semantics(res, images, JobContext(), SemanticsSettings.from_env("none"), describe=describe)
@@ -85,7 +86,7 @@ def _run_engine(engine: str, scene: Dict, semantics: Optional[str] = "compact"):
     t0 = time.perf_counter()
     if engine == "gt-geometry":
         from ..jobs import JobContext
-        from ..semantics.eval_scene import gt_scene
+        from ..bench.eval_scene import gt_scene
         from ..semantics.stage import SemanticsSettings, run_semantics
 
         res, images, _, _ = gt_scene(scene["root"], frames=30, points=200_000)
@@ -119,7 +120,7 @@ def _run_engine(engine: str, scene: Dict, semantics: Optional[str] = "compact"):
 def evaluate_scene(engine: str, path: Path, semantics: Optional[str] = "compact") -> Dict:
     from . import metrics as M
     from .semantic_metrics import confusion_matrix, transfer_labels
-    from .taxonomy import CLASSES
+    from ..scenegen.taxonomy import CLASSES
 
     scene = load_scene(path)
     gt_pts = scene["gt_cloud"]["points"].astype(np.float64)
@@ -159,7 +160,8 @@ def _markdown(rows: List[Dict], cols: Sequence[str]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="ov3r bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--scenes", nargs="+", default=["suite"], help="scene folders, config JSONs, 'suite', 'validation' or 'heldout'")
+    p.add_argument("--scenes", nargs="+", default=["suite"], help="scene folders, config JSONs, 'suite', 'validation', 'heldout', "
+                        "'hard_dev' or 'hard_test'")
     p.add_argument("--engine", default="sfm", help="geometry engine name, or 'gt' (oracle)")
     p.add_argument("--semantics", default="compact", choices=["compact", "openclip", "oracle", "none"],
                    help="image encoder of the semantics stage (none: geometry only; oracle: each 2D mask's GT "
@@ -176,7 +178,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     confs = [r["_conf"] for r in rows if "_conf" in r]
     if confs:
         from .semantic_metrics import semantic_scores
-        from .taxonomy import CLASSES
+        from ..scenegen.taxonomy import CLASSES
 
         sem = semantic_scores(sum(confs), CLASSES)
         out["semantic"] = sem

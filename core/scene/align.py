@@ -273,6 +273,8 @@ def transform_scene(scene: SemanticScene, t: np.ndarray) -> SemanticScene:
         cameras=transform_cameras(scene.cameras, t),
         segments=transform_segments(scene.segments, t),
         metadata=meta,
+        frame_path=None if scene.frame_path is None else replace(
+            scene.frame_path, cameras=transform_cameras(scene.frame_path.cameras, t)),
     )
 
 

@@ -3,7 +3,8 @@ arrays plus a JSON metadata string under the key ``__meta__``.
 
 Keys: points colors confidence segment_id frame_id, cam_intrinsics cam_world_from_camera
 cam_timestamps cam_frame_index cam_image_size, seg_descriptor seg_point_count seg_centroid
-seg_box_center seg_box_axes seg_box_extent seg_score, and ``__meta__`` (JSON, with
+seg_box_center seg_box_axes seg_box_extent seg_score; when the scene has a frame path,
+path_intrinsics path_world_from_camera path_timestamps path_frame_index path_status; and ``__meta__`` (JSON, with
 "segment_labels" holding segments.label).
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .semantic_scene import FORMAT_NAME, Cameras, SceneFormatError, Segments, SemanticScene
+from .semantic_scene import FORMAT_NAME, Cameras, FramePath, SceneFormatError, Segments, SemanticScene
 
 SUFFIX = ".ov3r.npz"
 
@@ -49,6 +50,11 @@ def save_scene(scene: SemanticScene, path: str | os.PathLike) -> Path:
         "seg_score": scene.segments.score,
         "__meta__": np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8),
     }
+    if scene.frame_path is not None:
+        fp = scene.frame_path
+        arrays.update({"path_intrinsics": fp.cameras.intrinsics, "path_world_from_camera": fp.cameras.world_from_camera,
+                       "path_timestamps": fp.cameras.timestamps, "path_frame_index": fp.cameras.frame_index,
+                       "path_status": fp.status})
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
     os.close(fd)
     try:
@@ -106,6 +112,10 @@ def load_scene(path: str | os.PathLike) -> SemanticScene:
                 data["seg_score"],
             ),
             metadata=meta,
+            frame_path=None if "path_status" not in data else FramePath(
+                Cameras(data["path_intrinsics"], data["path_world_from_camera"], data["path_timestamps"],
+                        data["path_frame_index"], (int(size[0]), int(size[1]))),
+                data["path_status"]),
         )
     except KeyError as exc:
         raise SceneFormatError(f"{path}: missing array {exc.args[0]!r}") from None

@@ -16,47 +16,12 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_NAME = "ov3r.semantic_scene"
-FORMAT_VERSION = 1
+from .cameras import Cameras
+from .format import FORMAT_NAME, FORMAT_VERSION, SceneFormatError
+from .frame_path import FramePath
+from .validation import validate_scene
 
-
-class SceneFormatError(ValueError):
-    """A file or object is not a valid SemanticScene (one clear message, never a crash)."""
-
-
-@dataclass
-class Cameras:
-    """Per-keyframe cameras.
-
-    intrinsics:        (M,3,3) float32 pinhole K in pixels of an image of ``image_size``.
-    world_from_camera: (M,4,4) float32, OpenCV camera axes.
-    timestamps:        (M,) float64 seconds in the video.
-    frame_index:       (M,) int32 index of the decoded frame in the video.
-    image_size:        (W, H) of the images the intrinsics refer to.
-    """
-
-    intrinsics: np.ndarray
-    world_from_camera: np.ndarray
-    timestamps: np.ndarray
-    frame_index: np.ndarray
-    image_size: tuple[int, int]
-
-    @staticmethod
-    def empty(image_size: tuple[int, int] = (0, 0)) -> "Cameras":
-        return Cameras(
-            np.zeros((0, 3, 3), np.float32),
-            np.zeros((0, 4, 4), np.float32),
-            np.zeros((0,), np.float64),
-            np.zeros((0,), np.int32),
-            image_size,
-        )
-
-    def __len__(self) -> int:
-        return int(self.world_from_camera.shape[0])
-
-    def centers(self) -> np.ndarray:
-        """(M,3) camera centres in world coordinates."""
-        return self.world_from_camera[:, :3, 3].copy()
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "SceneFormatError", "Cameras", "FramePath", "Segments", "SemanticScene"]
 
 
 @dataclass
@@ -100,13 +65,15 @@ class Segments:
 
 @dataclass
 class SemanticScene:
-    """Points (N), cameras (M keyframes), segments (S) and metadata.
+    """Points (N), cameras (M keyframes), segments (S), a camera per video frame (F) and metadata.
 
     points:     (N,3) float32
     colors:     (N,3) uint8 RGB
     confidence: (N,) float32, higher is better, in [0, 1]
     segment_id: (N,) int32, -1 = none
     frame_id:   (N,) int32, keyframe of first observation (index into cameras)
+    frame_path: every decoded frame's camera and how it was placed (None in partial scenes and
+                in files written before it existed)
     """
 
     points: np.ndarray
@@ -117,6 +84,7 @@ class SemanticScene:
     cameras: Cameras
     segments: Segments = field(default_factory=Segments.empty)
     metadata: dict[str, Any] = field(default_factory=dict)
+    frame_path: FramePath | None = None
 
     def __post_init__(self) -> None:
         self.metadata.setdefault("format", FORMAT_NAME)
@@ -147,7 +115,5 @@ class SemanticScene:
 
     def validate(self) -> "SemanticScene":
         """Check shapes, dtypes and index ranges; raise SceneFormatError with one clear message."""
-        from .validation import validate_scene
-
         validate_scene(self)
         return self

@@ -6,9 +6,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .semantic_scene import FORMAT_NAME, FORMAT_VERSION, SceneFormatError
+from .format import FORMAT_NAME, FORMAT_VERSION, SceneFormatError
+from .frame_path import STATUS_NAMES
 
 if TYPE_CHECKING:
+    from .frame_path import FramePath
     from .semantic_scene import SemanticScene
 
 
@@ -53,6 +55,9 @@ def validate_scene(scene: "SemanticScene") -> None:
     if n and m and (scene.frame_id.min() < 0 or scene.frame_id.max() >= m):
         raise SceneFormatError(f"'frame_id' out of range for {m} cameras")
 
+    if scene.frame_path is not None:
+        _check_frame_path(scene.frame_path)
+
     segs = scene.segments
     s = segs.point_count.shape[0]
     _check(segs.descriptor, "segments.descriptor", (s, None), "f")
@@ -68,3 +73,17 @@ def validate_scene(scene: "SemanticScene") -> None:
         raise SceneFormatError(f"'segment_id' refers to segment {int(scene.segment_id.max())} but only {s} exist")
     if n and scene.segment_id.min(initial=-1) < -1:
         raise SceneFormatError("'segment_id' has values below -1")
+
+
+def _check_frame_path(path: "FramePath") -> None:
+    cams = path.cameras
+    f = cams.world_from_camera.shape[0] if isinstance(cams.world_from_camera, np.ndarray) else -1
+    _check(cams.intrinsics, "frame_path.intrinsics", (f, 3, 3), "f")
+    _check(cams.world_from_camera, "frame_path.world_from_camera", (f, 4, 4), "f")
+    _check(cams.timestamps, "frame_path.timestamps", (f,), "f")
+    _check(cams.frame_index, "frame_path.frame_index", (f,), "i")
+    _check(path.status, "frame_path.status", (f,), "u")
+    if f and not np.isin(path.status, list(STATUS_NAMES)).all():
+        raise SceneFormatError(f"'frame_path.status' holds values other than {sorted(STATUS_NAMES)}")
+    if f and not np.isfinite(cams.world_from_camera).all():
+        raise SceneFormatError("'frame_path.world_from_camera' contains NaN or infinite values")

@@ -17,10 +17,15 @@ from ..jobs import JobError
 from .reader import Frame
 
 
+#: a frame whose grey levels vary less than this (standard deviation) is blank: a lens cap, a flat wall
+BLANK_STD = 2.0
+
+
 @dataclass
 class KeyframeSettings:
     min_motion: float = 0.06  # median feature displacement, as a fraction of the image diagonal
     min_overlap: float = 0.65  # fraction of the keyframe's features still tracked
+    min_tracked: int = 0  # a keyframe when fewer features than this survive (denser where tracking weakens)
     max_keyframes: int = 120  # uniformly thinned past this
     track_side: int = 320  # tracking runs on grey images with this longest side
     min_keyframes: int = 3
@@ -43,10 +48,6 @@ def _gray(image: np.ndarray, side: int) -> np.ndarray:
 def _features(gray: np.ndarray) -> np.ndarray:
     pts = cv2.goodFeaturesToTrack(gray, maxCorners=300, qualityLevel=0.01, minDistance=7, blockSize=7)
     return np.zeros((0, 2), np.float32) if pts is None else pts.reshape(-1, 2).astype(np.float32)
-
-
-def _sharpness(gray: np.ndarray) -> float:
-    return float(cv2.Laplacian(gray, cv2.CV_32F).var())
 
 
 def motion_since_keyframe(state: _TrackState, gray: np.ndarray) -> tuple[float, float, _TrackState]:
@@ -79,6 +80,8 @@ def select_keyframes(
     state: _TrackState | None = None
     last: Frame | None = None
     last_was_key = False
+    last_blank = False
+    blank = 0
     n = 0
     for frame in frames:
         n += 1
@@ -86,14 +89,19 @@ def select_keyframes(
             on_frame(n)
         gray = _gray(frame.image, st.track_side)
         diag = float(np.hypot(*gray.shape))
+        is_blank = float(gray.std()) < BLANK_STD
+        blank += is_blank
         if state is None:
             take = True
         else:
             disp, overlap, state = motion_since_keyframe(state, gray)
             take = disp > st.min_motion * diag or overlap < st.min_overlap
-            # An all-lost track with no displacement is a cut or a blank frame, not motion.
-            if overlap == 0.0 and _sharpness(gray) < 1.0:
-                take = False
+            take |= len(state.current) < st.min_tracked and disp > 0.25 * st.min_motion * diag
+            if is_blank:
+                # The first blank frame of a run is kept, so the engine's failure to place it marks the
+                # run as unplaced instead of interpolating across it; the rest of the run adds nothing.
+                take = not last_blank
+        last_blank = is_blank
         if take:
             keyframes.append(Keyframe(frame.image, frame.index, frame.timestamp))
             pts = _features(gray)
@@ -103,6 +111,8 @@ def select_keyframes(
         raise JobError("the video has no frames")
     if n == 1:
         raise JobError("the video has a single frame: a moving camera is needed to reconstruct a scene")
+    if blank == n:
+        raise JobError(f"all {n} frames of the video are blank (one flat colour): there is nothing to reconstruct")
     # Close the path with the last frame when it moved a little since the last keyframe.
     if last is not None and not last_was_key and state is not None:
         moved = np.median(np.linalg.norm(state.current - state.anchor, axis=1)) if len(state.current) else 0.0

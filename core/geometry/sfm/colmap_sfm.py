@@ -101,12 +101,21 @@ def run_sfm(
     num_threads: int = 2,
     min_registered: int = 3,
     seed: int = 0,
+    mapper: str = "incremental",
+    sift_peak_threshold: float | None = None,
+    min_num_matches: int = 15,
+    abs_pose_min_inliers: int = 30,
+    init_min_inliers: int = 100,
 ) -> SparseModel:
     """Run feature extraction, sequential matching and incremental mapping.
 
     images:     list of N (H,W,3) uint8 RGB keyframes, all the same size, in video order.
     intrinsics: optional (3,3) K in pixels of these images; then fixed (PINHOLE), else a
                 shared SIMPLE_RADIAL camera is estimated and the images are undistorted.
+    mapper:     "incremental" (COLMAP) or "global" (GLOMAP's rotation averaging + global positioning).
+    sift_peak_threshold: SIFT's contrast threshold (None: COLMAP's default); lower finds features on
+                faint texture. min_num_matches / abs_pose_min_inliers / init_min_inliers: how much
+                evidence an image pair / a new image / the initial pair needs (COLMAP: 15 / 30 / 100).
     Raises JobError when the camera motion cannot be recovered.
     """
     import pycolmap
@@ -139,6 +148,8 @@ def run_sfm(
         extraction.num_threads = num_threads
         extraction.use_gpu = False
         extraction.sift.max_num_features = max_features
+        if sift_peak_threshold is not None:
+            extraction.sift.peak_threshold = sift_peak_threshold
 
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -170,32 +181,17 @@ def run_sfm(
         ctx.progress("sfm: matching", 1, 1)
         timings["matching"] = time.perf_counter() - t0
 
-        opts = pycolmap.IncrementalPipelineOptions()
-        opts.num_threads = num_threads
-        opts.random_seed = seed
-        opts.min_model_size = min_registered
-        opts.extract_colors = False
-        if intrinsics is not None:
-            opts.ba_refine_focal_length = False
-            opts.ba_refine_principal_point = False
-            opts.ba_refine_extra_params = False
-            opts.mapper.abs_pose_refine_focal_length = False
-            opts.mapper.abs_pose_refine_extra_params = False
-        registered_count = [0]
-
-        def on_next_image() -> None:
-            registered_count[0] += 1
-            if ctx.progress_fn is not None and not ctx.cancel_event.is_set():
-                ctx.progress_fn("sfm: mapping", min(registered_count[0] + 1, n), n)
-
         (work / "sparse").mkdir()
         t0 = time.perf_counter()
         ctx.progress("sfm: mapping", 0, n)
         with _cancel_bridge(ctx) as token:
-            models = pycolmap.incremental_mapping(
-                db, img_dir, work / "sparse", options=opts,
-                next_image_callback=on_next_image, cancellation_token=token,
-            )
+            if mapper == "global":
+                models = _global_mapping(db, img_dir, work / "sparse", num_threads, seed, min_registered,
+                                         min_num_matches, intrinsics is not None)
+            else:
+                models = _incremental_mapping(db, img_dir, work / "sparse", ctx, token, n, num_threads, seed,
+                                              min_registered, min_num_matches, abs_pose_min_inliers,
+                                              init_min_inliers, intrinsics is not None)
         ctx.progress("sfm: mapping", n, n)
         timings["mapping"] = time.perf_counter() - t0
     finally:
@@ -210,6 +206,55 @@ def run_sfm(
     sparse = _to_sparse_model(rec, images, n, min_registered)
     sparse.timings = timings
     return sparse
+
+
+def _incremental_mapping(db: Path, img_dir: Path, out: Path, ctx: JobContext, token: object, n: int,
+                         num_threads: int, seed: int, min_registered: int, min_num_matches: int,
+                         abs_pose_min_inliers: int, init_min_inliers: int, fixed_intrinsics: bool) -> dict:
+    import pycolmap
+
+    opts = pycolmap.IncrementalPipelineOptions()
+    opts.num_threads = num_threads
+    opts.random_seed = seed
+    opts.min_model_size = min_registered
+    opts.min_num_matches = min_num_matches
+    opts.extract_colors = False
+    opts.mapper.abs_pose_min_num_inliers = abs_pose_min_inliers
+    opts.mapper.init_min_num_inliers = init_min_inliers
+    if fixed_intrinsics:
+        opts.ba_refine_focal_length = False
+        opts.ba_refine_principal_point = False
+        opts.ba_refine_extra_params = False
+        opts.mapper.abs_pose_refine_focal_length = False
+        opts.mapper.abs_pose_refine_extra_params = False
+    registered_count = [0]
+
+    def on_next_image() -> None:
+        registered_count[0] += 1
+        if ctx.progress_fn is not None and not ctx.cancel_event.is_set():
+            ctx.progress_fn("sfm: mapping", min(registered_count[0] + 1, n), n)
+
+    return pycolmap.incremental_mapping(db, img_dir, out, options=opts, next_image_callback=on_next_image,
+                                        cancellation_token=token)
+
+
+def _global_mapping(db: Path, img_dir: Path, out: Path, num_threads: int, seed: int, min_registered: int,
+                    min_num_matches: int, fixed_intrinsics: bool) -> dict:
+    import pycolmap
+
+    opts = pycolmap.GlobalPipelineOptions()
+    opts.num_threads = num_threads
+    opts.random_seed = seed
+    opts.min_model_size = min_registered
+    opts.min_num_matches = min_num_matches
+    opts.mapper.num_threads = num_threads
+    opts.mapper.random_seed = seed
+    opts.mapper.global_positioning.use_gpu = False
+    opts.mapper.bundle_adjustment.ceres.use_gpu = False
+    if fixed_intrinsics:
+        opts.mapper.bundle_adjustment.refine_focal_length = False
+        opts.mapper.bundle_adjustment.refine_extra_params = False
+    return pycolmap.global_mapping(db, img_dir, out, options=opts)
 
 
 def _to_sparse_model(rec: object, images: list[np.ndarray], n: int, min_registered: int) -> SparseModel:

@@ -33,7 +33,15 @@ class SfmSettings:
     """Every knob of the classical engine (stored in the scene metadata as "settings")."""
 
     max_features: int = 4096  # SIFT features per keyframe
-    match_overlap: int = 10  # sequential matching: neighbours in video order
+    # Chosen on the hard_dev rooms (flat walls, fast pans; docs/experiments/geometry.md): against COLMAP's
+    # defaults (overlap 10, peak 0.0067, 15 / 30 / 100) they place 50 % of hard_dev_2 instead of 22 %.
+    # GLOMAP ("global") registers more keyframes there but with wrong poses (ATE 52 cm on them).
+    match_overlap: int = 20  # sequential matching: neighbours in video order
+    mapper: str = "incremental"  # or "global" (GLOMAP)
+    sift_peak_threshold: float | None = 0.002  # None: COLMAP's 0.0067; lower finds faint texture
+    min_num_matches: int = 10  # how much evidence an image pair / a new image / the first pair needs
+    abs_pose_min_inliers: int = 15
+    init_min_inliers: int = 50
     num_threads: int = 2
     mvs_max_size: int = 320  # longest side of the MVS working resolution
     num_depths: int = 64  # plane hypotheses, uniform in inverse depth
@@ -69,7 +77,9 @@ class SfmEngine:
         t0 = time.perf_counter()
         sparse = run_sfm(
             [kf.image for kf in keyframes], ctx, intrinsics=intrinsics, max_features=st.max_features,
-            overlap=st.match_overlap, num_threads=st.num_threads, seed=st.seed,
+            overlap=st.match_overlap, num_threads=st.num_threads, seed=st.seed, mapper=st.mapper,
+            sift_peak_threshold=st.sift_peak_threshold, min_num_matches=st.min_num_matches,
+            abs_pose_min_inliers=st.abs_pose_min_inliers, init_min_inliers=st.init_min_inliers,
         )
         timings.update({f"sfm_{k}": v for k, v in sparse.timings.items()})
         timings["sfm"] = time.perf_counter() - t0
