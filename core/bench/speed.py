@@ -1,6 +1,6 @@
 """End-to-end speed and peak memory of the worker on videos.
 
-    python -m core.bench.speed VIDEO [VIDEO ...] [--engine sfm] [--max-side 640]
+    python -m core.bench.speed VIDEO [VIDEO ...] [--engine sfm] [--max-side 640] [--semantics none]
 
 Each run is a fresh worker process: wall time from start to the scene on disk, frames of
 input video per second, the per-stage timings the pipeline records, and the worker's peak
@@ -50,17 +50,20 @@ def measure(video: str, engine: str = "sfm", max_side: int = 640, extra: list[st
         "peak_mib": max(peak_kib, before) / 1024.0,
         "timings": meta.get("timings", {}),
         "resolution": f"{meta['video']['width']}x{meta['video']['height']}",
+        "placed": float((meta.get("coverage") or {}).get("fraction", float("nan"))),
     }
 
 
 def table(rows: list[dict]) -> str:
-    head = "| video | resolution | frames | keyframes (registered) | points | wall s | input fps | peak MiB | stages (s) |\n"
-    head += "|---|---|---|---|---|---|---|---|---|\n"
+    head = ("| video | resolution | frames | placed % | keyframes (registered) | points | wall s | input fps | peak MiB "
+            "| stages (s) |\n")
+    head += "|---|---|---|---|---|---|---|---|---|---|\n"
     lines = []
     for r in rows:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items() if k != "total")
         lines.append(
-            f"| {r['video']} | {r['resolution']} | {r['frames']} | {r['keyframes']} ({r['registered']}) | {r['points']:,} "
+            f"| {r['video']} | {r['resolution']} | {r['frames']} | {100 * r['placed']:.0f} | {r['keyframes']} "
+            f"({r['registered']}) | {r['points']:,} "
             f"| {r['wall_s']:.1f} | {r['fps']:.1f} | {r['peak_mib']:.0f} | {stages} |"
         )
     return head + "\n".join(lines)
@@ -71,13 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("videos", nargs="+")
     p.add_argument("--engine", default="sfm")
     p.add_argument("--max-side", type=int, default=640)
+    p.add_argument("--semantics", default=None, help="the worker's --semantics (none: geometry alone)")
     p.add_argument("--json", default=None, help="also write the raw numbers here")
     args = p.parse_args(argv)
     rows = []
+    extra = ["--semantics", args.semantics] if args.semantics else []
     for v in args.videos:
         # One fresh interpreter per video so ru_maxrss belongs to that video's worker alone.
         code = ("import json,sys; from ov3r.core.bench.speed import measure; "
-                f"print(json.dumps(measure(sys.argv[1], {args.engine!r}, {args.max_side})))")
+                f"print(json.dumps(measure(sys.argv[1], {args.engine!r}, {args.max_side}, {extra!r})))")
         out = subprocess.run([sys.executable, "-c", code, v], capture_output=True, text=True)
         if out.returncode != 0:
             print(out.stderr[-2000:], file=sys.stderr)
