@@ -81,26 +81,54 @@ def keyframe_frames(timestamps: np.ndarray, fps: float, frame_start: int) -> np.
     return frame_start + np.asarray(timestamps, np.float64) * fps
 
 
+def camera_keys(world_from_camera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(M,3) Blender locations and (M,4) sign-continuous quaternions (w, x, y, z) of the cameras."""
+    mats = blender_matrices(world_from_camera)
+    loc = mats[:, :3, 3].copy()
+    rot = mats[:, :3, :3] / np.linalg.norm(mats[:, :3, :3], axis=1, keepdims=True)
+    quats = np.array([Matrix(r.tolist()).to_quaternion()[:] for r in rot]).reshape(-1, 4)
+    for i in range(1, len(quats)):  # the shorter way round, as Quaternion.make_compatible
+        if np.dot(quats[i], quats[i - 1]) < 0:
+            quats[i] = -quats[i]
+    return loc, quats
+
+
 def animate_camera(obj: bpy.types.Object, world_from_camera: np.ndarray, frames: np.ndarray) -> None:
-    """Keyframe location + quaternion (sign-continuous) at each (sub)frame."""
+    """Key location + quaternion at each (sub)frame, written in bulk (a key per video frame of a long
+    video would take the UI for tens of seconds one ``keyframe_insert`` at a time)."""
+    from . import compat
+
     if obj.animation_data is not None:
         obj.animation_data_clear()
     obj.rotation_mode = "QUATERNION"
-    prev = None
-    for m, frame in zip(blender_matrices(world_from_camera), frames):
-        mat = Matrix(m.tolist())
-        quat = mat.to_3x3().normalized().to_quaternion()
-        if prev is not None:
-            quat.make_compatible(prev)
-        prev = quat
-        obj.location = mat.to_translation()
-        obj.rotation_quaternion = quat
-        obj.keyframe_insert("location", frame=float(frame))
-        obj.keyframe_insert("rotation_quaternion", frame=float(frame))
-    if len(frames):
-        first = Matrix(blender_matrices(world_from_camera[:1])[0].tolist())
-        obj.location = first.to_translation()
-        obj.rotation_quaternion = first.to_3x3().normalized().to_quaternion()
+    if not len(frames):
+        return
+    loc, quats = camera_keys(world_from_camera)
+    frames = np.asarray(frames, np.float64)
+    # one ordinary insert makes the action, its slot and the seven F-curves in whichever form this
+    # Blender uses; the rest of the keys are added to those curves at once
+    obj.location = loc[0]
+    obj.rotation_quaternion = quats[0]
+    obj.keyframe_insert("location", frame=float(frames[0]))
+    obj.keyframe_insert("rotation_quaternion", frame=float(frames[0]))
+    for path, values in (("location", loc), ("rotation_quaternion", quats)):
+        for i in range(values.shape[1]):
+            curve = compat.find_fcurve(obj.animation_data, path, i)
+            if curve is None:
+                raise RuntimeError(f"no F-curve for {path}[{i}] after keying it")
+            curve.keyframe_points.add(len(frames) - 1)
+            co = np.stack([frames, values[:, i]], 1).astype(np.float32)
+            curve.keyframe_points.foreach_set("co", co.ravel())
+            curve.keyframe_points.foreach_set("handle_left", co.ravel())
+            curve.keyframe_points.foreach_set("handle_right", co.ravel())
+            curve.keyframe_points.foreach_set(
+                "interpolation", np.full(len(frames), _LINEAR, np.int32))
+            curve.update()
+
+
+#: the enum value of "LINEAR" in FCurve keyframe interpolation: between two video frames' cameras a
+#: straight line, not a Bezier overshoot
+_LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
 
 
 def apply_lens(cam: bpy.types.Camera, K: np.ndarray, image_size: tuple[int, int],

@@ -8,9 +8,10 @@ import json
 
 import bpy
 import numpy as np
-from mathutils import Matrix
+from mathutils import Matrix, Quaternion
 
-from ..core.scene.align import transform_scene
+from ..core.scene.align import transform_cameras, transform_scene
+from ..core.scene.cameras import Cameras
 from . import blend_storage, camera_path, compat, point_attrs, proxies, scan_query, scene_builder
 
 
@@ -24,13 +25,19 @@ def apply_similarity(obj: bpy.types.Object, t: np.ndarray, bl_scene: bpy.types.S
     obj[blend_storage.INFO_KEY]["metadata"] = json.dumps(scene.metadata, ensure_ascii=False, default=str)
     scan_query.forget_cache()
     cam = bpy.data.objects.get(str(obj[blend_storage.INFO_KEY].get("camera", "")))
-    if cam is not None and len(scene.cameras):
-        # Keep the path's timing as imported; only the poses change.
-        frames = _keyframe_frames(cam, len(scene.cameras))
-        if frames is None:
+    if cam is not None:
+        # Move the animated path as it is (a key per video frame, or per keyframe in older files): its
+        # timing stays as imported, only the poses change.
+        keyed = _keyed_path(cam)
+        if keyed is not None:
+            wfc, frames = keyed
+            camera_path.animate_camera(cam, transform_cameras(Cameras(
+                np.zeros((len(wfc), 3, 3), np.float32), wfc.astype(np.float32), frames, np.zeros(len(wfc), np.int32),
+                (0, 0)), t).world_from_camera, frames)
+        elif len(scene.cameras):
             fps = bl_scene.render.fps / bl_scene.render.fps_base
             frames = camera_path.keyframe_frames(scene.cameras.timestamps, fps, scene_builder.FRAME_START)
-        camera_path.animate_camera(cam, scene.cameras.world_from_camera, frames)
+            camera_path.animate_camera(cam, scene.cameras.world_from_camera, frames)
     coll = proxies.proxy_collection(obj)
     if coll is not None:  # proxies live in world space: conjugate by the scan's transform
         world = np.array(obj.matrix_world)
@@ -39,12 +46,25 @@ def apply_similarity(obj: bpy.types.Object, t: np.ndarray, bl_scene: bpy.types.S
             p.matrix_world = m @ p.matrix_world
 
 
-def _keyframe_frames(cam: bpy.types.Object, count: int) -> np.ndarray | None:
-    """Frames of the camera's location keys, or None when they do not match ``count`` poses."""
-    curve = compat.find_fcurve(cam.animation_data, "location", 0)
-    if curve is None or len(curve.keyframe_points) != count:
+def _keyed_path(cam: bpy.types.Object) -> tuple[np.ndarray, np.ndarray] | None:
+    """The camera's keyed poses as (K,4,4) OpenCV world_from_camera and their (K,) frames, or None
+    when it has no complete location + quaternion keys."""
+    curves = [compat.find_fcurve(cam.animation_data, "location", i) for i in range(3)]
+    curves += [compat.find_fcurve(cam.animation_data, "rotation_quaternion", i) for i in range(4)]
+    if any(c is None for c in curves) or len({len(c.keyframe_points) for c in curves}) != 1:
         return None
-    return np.array([k.co[0] for k in curve.keyframe_points], np.float64)
+    k = len(curves[0].keyframe_points)
+    if k == 0:
+        return None
+    co = np.zeros((7, 2 * k), np.float32)
+    for c, row in zip(curves, co):
+        c.keyframe_points.foreach_get("co", row)
+    frames = co[0, 0::2].astype(np.float64)
+    values = co[:, 1::2].T.astype(np.float64)  # (K,7): location, quaternion w x y z
+    mats = np.tile(np.eye(4), (k, 1, 1))
+    mats[:, :3, 3] = values[:, :3]
+    mats[:, :3, :3] = [np.array(Quaternion(q).normalized().to_matrix()) for q in values[:, 3:]]
+    return mats @ camera_path.CV_TO_BLENDER, frames  # Blender's camera axes back to OpenCV's
 
 
 def selected_vertices(obj: bpy.types.Object) -> np.ndarray:

@@ -74,6 +74,12 @@ def test_import_aligns_and_scale_from_two_points(registered_addon, bench_scene, 
     cams = blend_storage.read_cameras(obj).world_from_camera
     true_heights = bench_scene.cameras.world_from_camera[:, 2, 3]
     assert np.allclose(cams[:, 2, 3], true_heights, atol=0.03 * true[2])
+    # ... and so is the animated camera: at each keyframe's frame it sits on the stored pose
+    cam = bpy.data.objects[obj["ov3r"]["camera"]]
+    fps = bpy.context.scene.render.fps / bpy.context.scene.render.fps_base
+    for k in (0, len(cams) - 1):
+        bpy.context.scene.frame_set(1 + int(round(bench_scene.cameras.timestamps[k] * fps)))
+        assert np.allclose(np.array(cam.matrix_world)[:3, 3], cams[k, :3, 3], atol=1e-3)
     coll = proxies.proxy_collection(obj)
     biggest = int(np.argmax(np.prod(bench_scene.segments.box_extent, 1)))
     box = coll.objects[f"{seg_labels[biggest] or 'segment'} {biggest}"]
