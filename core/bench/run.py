@@ -174,7 +174,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows = [evaluate_scene(a.engine, s, sem_kind) for s in resolve_scenes(a.scenes)]
     cols = ["scene", "engine", "frames", "fps", "points", "ate_cm", "acc_cm", "comp_cm", "f@1cm", "f@2cm", "f@5cm"]
     print(_markdown(rows, cols))
-    out: Dict = {"scenes": [{k: v for k, v in r.items() if k != "_conf"} for r in rows]}
+    # each scene's confusion matrix too, so runs over parts of a room set can be pooled afterwards
+    out: Dict = {"scenes": [{k: (v.tolist() if k == "_conf" else v) for k, v in r.items()} for r in rows]}
     confs = [r["_conf"] for r in rows if "_conf" in r]
     if confs:
         from .semantic_metrics import semantic_scores

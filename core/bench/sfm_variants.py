@@ -1,0 +1,74 @@
+"""SfM settings side by side on rendered rooms: keyframes + SfM only (no dense stage), every video
+frame placed as the pipeline does, scored against the ground truth.
+
+``python -m core.bench.sfm_variants --scenes hard_dev --variants '{"base": {}, "global": {"mapper": "global"}}'``
+
+A variant is keyword arguments of :func:`core.geometry.sfm.colmap_sfm.run_sfm`, plus an optional
+``"keyframes"`` dict of :class:`core.video.KeyframeSettings` fields. Prints one JSON line per
+(scene, variant): placed fraction, ATE over all frames and over placed frames (cm), keyframes,
+registered keyframes, seconds. Choose on development rooms only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from ..geometry.frame_placement import place_frames
+from ..geometry.sfm.colmap_sfm import run_sfm
+from ..jobs import JobContext
+from ..scene.cameras import Cameras
+from ..scenegen.suite import load_scene
+from ..video import KeyframeSettings, iter_frames, select_keyframes
+from .peer import score_path
+from .run import resolve_scenes
+
+
+def run_variant(video, gt_world_from_camera: np.ndarray, variant: Dict, max_side: int = 640) -> Dict:
+    """Score one SfM variant on one video (a failed SfM is a row with its error)."""
+    variant = dict(variant)
+    kf_settings = KeyframeSettings(**variant.pop("keyframes", {}))
+    stamps: list[float] = []
+
+    def frames():
+        for f in iter_frames(video, max_side):
+            stamps.append(f.timestamp)
+            yield f
+
+    t0 = time.perf_counter()
+    try:
+        kfs, _ = select_keyframes(frames(), kf_settings)
+        sparse = run_sfm([k.image for k in kfs], JobContext(), **variant)
+    except Exception as exc:  # noqa: BLE001 - a variant that fails is a result
+        return {"error": str(exc)[:160], "s": time.perf_counter() - t0}
+    reg = [kfs[i] for i in sparse.registered]
+    cams = Cameras(np.repeat(sparse.K[None].astype(np.float32), len(reg), 0),
+                   sparse.world_from_camera.astype(np.float32), np.array([k.timestamp for k in reg]),
+                   np.array([k.index for k in reg], np.int32), (1, 1))
+    path = place_frames(np.asarray(stamps), np.array([k.index for k in kfs]), cams)
+    return {**score_path(path, gt_world_from_camera), "keyframes": len(kfs), "registered": len(reg),
+            "s": time.perf_counter() - t0}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m core.bench.sfm_variants", description=__doc__.split("\n\n")[0])
+    p.add_argument("--scenes", nargs="+", default=["hard_dev"])
+    p.add_argument("--variants", required=True, help="JSON object: name -> run_sfm keyword arguments")
+    a = p.parse_args(argv)
+    variants = json.loads(a.variants)
+    for folder in resolve_scenes(a.scenes):
+        sc = load_scene(folder)
+        for name, v in variants.items():
+            row = run_variant(sc["video"], sc["cameras"]["world_from_camera"], v)
+            row = {"scene": sc["info"]["config"]["name"], "variant": name, **row}
+            print(json.dumps({k: round(x, 3) if isinstance(x, float) else x for k, x in row.items()}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
