@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from ..geometry.frame_placement import place_frames
+from ..geometry.sfm.colmap_sfm import world_from_camera
 from ..scene.cameras import Cameras
 from ..scene.frame_path import FramePath
 from ..scenegen.suite import load_scene
@@ -103,9 +104,7 @@ def run_peer(video: Path, step: int = 2, intrinsics: Optional[np.ndarray] = None
         reg = sorted((int(im.name.split(".")[0]), im) for im in rec.images.values() if im.has_pose)
         wfc = np.zeros((len(reg), 4, 4), np.float32)
         for row, (_, im) in enumerate(reg):
-            m = np.eye(4)
-            m[:3, :4] = np.asarray(im.cam_from_world().matrix(), np.float64)
-            wfc[row] = np.linalg.inv(m)
+            wfc[row] = world_from_camera(im)
         K = np.asarray(next(iter(rec.cameras.values())).calibration_matrix(), np.float32)
         cams = Cameras(np.repeat(K[None], len(reg), 0), wfc, np.array([stamps[i] for i, _ in reg]),
                        np.array([i for i, _ in reg], np.int32), size)

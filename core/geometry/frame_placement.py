@@ -8,13 +8,12 @@ view changed little between them. Frames after the last keyframe follow it.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 from ..scene.cameras import Cameras
 from ..scene.frame_path import INTERPOLATED, REGISTERED, UNPLACED, FramePath
-from ..video.keyframes import BLANK_STD
+from ..video.keyframes import BLANK_STD, gray_at, track_features
 
 #: below this many trackable corners (of 300 asked) on a 320 px keyframe, it is "low texture"
 LOW_TEXTURE_CORNERS = 40
@@ -68,15 +67,9 @@ def unplaced_reason(images: list[np.ndarray]) -> str:
     """A short why for a run of frames that could not be placed, from its keyframes' images (H,W,3) uint8."""
     if not images:
         return "not matched to the rest of the video"
-    corners, stds = [], []
-    for im in images:
-        g = cv2.cvtColor(im, cv2.COLOR_RGB2GRAY)
-        s = min(1.0, 320 / max(g.shape))
-        if s < 1:
-            g = cv2.resize(g, (max(8, int(g.shape[1] * s)), max(8, int(g.shape[0] * s))), interpolation=cv2.INTER_AREA)
-        stds.append(float(g.std()))
-        pts = cv2.goodFeaturesToTrack(g, maxCorners=300, qualityLevel=0.01, minDistance=7, blockSize=7)
-        corners.append(0 if pts is None else len(pts))
+    grays = [gray_at(im, 320) for im in images]  # as the keyframe selector sees them
+    stds = [float(g.std()) for g in grays]
+    corners = [len(track_features(g)) for g in grays]
     if np.median(stds) < BLANK_STD:
         return "blank frames"
     if np.median(corners) < LOW_TEXTURE_CORNERS:

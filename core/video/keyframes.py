@@ -38,14 +38,14 @@ class _TrackState:
     prev_gray: np.ndarray
 
 
-def _gray(image: np.ndarray, side: int) -> np.ndarray:
+def gray_at(image: np.ndarray, side: int) -> np.ndarray:
     h, w = image.shape[:2]
     s = min(1.0, side / max(h, w))
     g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     return cv2.resize(g, (max(8, int(w * s)), max(8, int(h * s))), interpolation=cv2.INTER_AREA) if s < 1 else g
 
 
-def _features(gray: np.ndarray) -> np.ndarray:
+def track_features(gray: np.ndarray) -> np.ndarray:
     pts = cv2.goodFeaturesToTrack(gray, maxCorners=300, qualityLevel=0.01, minDistance=7, blockSize=7)
     return np.zeros((0, 2), np.float32) if pts is None else pts.reshape(-1, 2).astype(np.float32)
 
@@ -87,7 +87,7 @@ def select_keyframes(
         n += 1
         if on_frame is not None:
             on_frame(n)
-        gray = _gray(frame.image, st.track_side)
+        gray = gray_at(frame.image, st.track_side)
         diag = float(np.hypot(*gray.shape))
         is_blank = float(gray.std()) < BLANK_STD
         blank += is_blank
@@ -104,7 +104,7 @@ def select_keyframes(
         last_blank = is_blank
         if take:
             keyframes.append(Keyframe(frame.image, frame.index, frame.timestamp))
-            pts = _features(gray)
+            pts = track_features(gray)
             state = _TrackState(pts, pts.copy(), gray)
         last, last_was_key = frame, take
     if n == 0:

@@ -279,9 +279,7 @@ def _to_sparse_model(rec: object, images: list[np.ndarray], n: int, min_register
     pid_to_row = {pid: row for row, pid in enumerate(rec.points3D.keys())}
     pts = np.array([p.xyz for p in rec.points3D.values()], np.float64).reshape(-1, 3)
     for row, (_, im) in enumerate(reg):
-        m = np.eye(4)
-        m[:3, :4] = np.asarray(im.cam_from_world().matrix(), np.float64)
-        wfc[row] = np.linalg.inv(m)
+        wfc[row] = world_from_camera(im)
         ids = [pid_to_row[p.point3D_id] for p in im.points2D if p.has_point3D()]
         vis.append(np.asarray(ids, np.int64))
 
@@ -302,6 +300,13 @@ def _to_sparse_model(rec: object, images: list[np.ndarray], n: int, min_register
             f"shot); {len(reg)} of {n} keyframes registered but the baseline is degenerate"
         )
     return SparseModel(index, K, wfc, pts, vis, out_images)
+
+
+def world_from_camera(image: object) -> np.ndarray:
+    """(4,4) float64 OpenCV world_from_camera of a registered pycolmap Image."""
+    m = np.eye(4)
+    m[:3, :4] = np.asarray(image.cam_from_world().matrix(), np.float64)
+    return np.linalg.inv(m)
 
 
 def _to_opencv_k(K: np.ndarray) -> np.ndarray:
