@@ -4,7 +4,8 @@ frame placed as the pipeline does, scored against the ground truth.
 ``python -m core.bench.sfm_variants --scenes hard_dev --variants '{"base": {}, "global": {"mapper": "global"}}'``
 
 A variant is keyword arguments of :func:`core.geometry.sfm.colmap_sfm.run_sfm`, plus an optional
-``"keyframes"`` dict of :class:`core.video.KeyframeSettings` fields. Prints one JSON line per
+``"keyframes"`` dict of :class:`core.video.KeyframeSettings` fields and ``"use_tracks": false`` to
+leave the point tracks out. Prints one JSON line per
 (scene, variant): placed fraction, ATE over all frames and over placed frames (cm), keyframes,
 registered keyframes, seconds. Choose on development rooms only.
 """
@@ -43,7 +44,8 @@ def run_variant(video, gt_world_from_camera: np.ndarray, variant: Dict, max_side
     t0 = time.perf_counter()
     try:
         kfs, _ = select_keyframes(frames(), kf_settings)
-        sparse = run_sfm([k.image for k in kfs], JobContext(), **variant)
+        tracks = [k.tracks for k in kfs] if variant.pop("use_tracks", True) else None
+        sparse = run_sfm([k.image for k in kfs], JobContext(), tracks=tracks, **variant)
     except Exception as exc:  # noqa: BLE001 - a variant that fails is a result
         return {"error": str(exc)[:160], "s": time.perf_counter() - t0}
     reg = [kfs[i] for i in sparse.registered]
@@ -59,14 +61,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m core.bench.sfm_variants", description=__doc__.split("\n\n")[0])
     p.add_argument("--scenes", nargs="+", default=["hard_dev"])
     p.add_argument("--variants", required=True, help="JSON object: name -> run_sfm keyword arguments")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs of each (scene, variant): pycolmap's threaded mapping is not deterministic")
     a = p.parse_args(argv)
     variants = json.loads(a.variants)
     for folder in resolve_scenes(a.scenes):
         sc = load_scene(folder)
         for name, v in variants.items():
-            row = run_variant(sc["video"], sc["cameras"]["world_from_camera"], v)
-            row = {"scene": sc["info"]["config"]["name"], "variant": name, **row}
-            print(json.dumps({k: round(x, 3) if isinstance(x, float) else x for k, x in row.items()}), flush=True)
+            for run in range(a.repeat):
+                row = run_variant(sc["video"], sc["cameras"]["world_from_camera"], v)
+                row = {"scene": sc["info"]["config"]["name"], "variant": name, "run": run, **row}
+                print(json.dumps({k: round(x, 3) if isinstance(x, float) else x for k, x in row.items()}), flush=True)
     return 0
 
 

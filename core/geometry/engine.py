@@ -15,17 +15,32 @@ from ..scene import Cameras
 
 
 @dataclass
+class KeyframeTracks:
+    """Point tracks seen in one keyframe (made by :mod:`core.video.tracks`).
+
+    ids: (N,) int64 track ids, unique within the video: the same id in two keyframes is a correspondence.
+    xy:  (N,2) float32 positions in the keyframe image's pixels (OpenCV: pixel centres at integers).
+    """
+
+    ids: np.ndarray
+    xy: np.ndarray
+
+
+@dataclass
 class Keyframe:
     """One selected video frame.
 
     image:      (H,W,3) uint8 RGB, already rotated upright and resized to the working size.
     index:      index of the frame among all decoded frames.
     timestamp:  seconds from the start of the video.
+    tracks:     corners tracked through every frame up to this one (ids + positions in ``image``),
+                correspondences between keyframes for engines that use them; None when not tracked.
     """
 
     image: np.ndarray
     index: int
     timestamp: float
+    tracks: KeyframeTracks | None = None
 
 
 @dataclass

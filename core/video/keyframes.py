@@ -15,6 +15,7 @@ import numpy as np
 from ..geometry.engine import Keyframe
 from ..jobs import JobError
 from .reader import Frame
+from .tracks import TrackRecorder, TrackSettings
 
 
 #: a frame whose grey levels vary less than this (standard deviation) is blank: a lens cap, a flat wall
@@ -29,6 +30,7 @@ class KeyframeSettings:
     max_keyframes: int = 120  # uniformly thinned past this
     track_side: int = 320  # tracking runs on grey images with this longest side
     min_keyframes: int = 3
+    track_points: int = 1000  # corners tracked through every frame for SfM's correspondences (0: none)
 
 
 @dataclass
@@ -83,10 +85,13 @@ def select_keyframes(
     last_blank = False
     blank = 0
     n = 0
+    recorder = TrackRecorder(TrackSettings(max_points=st.track_points)) if st.track_points > 0 else None
     for frame in frames:
         n += 1
         if on_frame is not None:
             on_frame(n)
+        if recorder is not None:
+            recorder.step(frame.image)
         gray = gray_at(frame.image, st.track_side)
         diag = float(np.hypot(*gray.shape))
         is_blank = float(gray.std()) < BLANK_STD
@@ -103,7 +108,8 @@ def select_keyframes(
                 take = not last_blank
         last_blank = is_blank
         if take:
-            keyframes.append(Keyframe(frame.image, frame.index, frame.timestamp))
+            keyframes.append(Keyframe(frame.image, frame.index, frame.timestamp,
+                                      recorder.keyframe() if recorder is not None else None))
             pts = track_features(gray)
             state = _TrackState(pts, pts.copy(), gray)
         last, last_was_key = frame, take
@@ -117,7 +123,8 @@ def select_keyframes(
     if last is not None and not last_was_key and state is not None:
         moved = np.median(np.linalg.norm(state.current - state.anchor, axis=1)) if len(state.current) else 0.0
         if moved > 0.5 * st.min_motion * float(np.hypot(*state.prev_gray.shape)):
-            keyframes.append(Keyframe(last.image, last.index, last.timestamp))
+            keyframes.append(Keyframe(last.image, last.index, last.timestamp,
+                                      recorder.keyframe() if recorder is not None else None))
     if len(keyframes) < st.min_keyframes:
         raise JobError(
             f"the camera hardly moves in this video ({n} frames gave {len(keyframes)} distinct views): "

@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 
 from ...jobs import JobContext, JobError
+from ..engine import KeyframeTracks
+from .track_matches import add_track_matches
 
 
 @dataclass
@@ -106,6 +108,11 @@ def run_sfm(
     min_num_matches: int = 15,
     abs_pose_min_inliers: int = 30,
     init_min_inliers: int = 100,
+    tracks: list[KeyframeTracks | None] | None = None,
+    track_min_shared: int = 15,
+    track_max_gap: int = 2,
+    min_tri_angle: float = 1.5,
+    abs_pose_max_error: float = 12.0,
 ) -> SparseModel:
     """Run feature extraction, sequential matching and incremental mapping.
 
@@ -116,6 +123,12 @@ def run_sfm(
     sift_peak_threshold: SIFT's contrast threshold (None: COLMAP's default); lower finds features on
                 faint texture. min_num_matches / abs_pose_min_inliers / init_min_inliers: how much
                 evidence an image pair / a new image / the initial pair needs (COLMAP: 15 / 30 / 100).
+    min_tri_angle: degrees a 3D point's rays must span to be kept (COLMAP: 1.5); lower keeps the
+                points of a slowly moving camera.
+    abs_pose_max_error: px of reprojection error an inlier of a new image's pose may have (COLMAP: 12).
+    tracks:     optional point tracks of each keyframe (same order as ``images``): pairs sharing at
+                least ``track_min_shared`` tracks and at most ``track_max_gap`` keyframes apart get them as
+                matches beside SIFT's, before verification.
     Raises JobError when the camera motion cannot be recovered.
     """
     import pycolmap
@@ -163,9 +176,11 @@ def run_sfm(
         ctx.progress("sfm: features", n, n)
         timings["features"] = time.perf_counter() - t0
 
+        use_tracks = tracks is not None and any(t is not None and len(t.ids) for t in tracks)
         matching = pycolmap.FeatureMatchingOptions()
         matching.num_threads = num_threads
         matching.use_gpu = False
+        matching.skip_geometric_verification = use_tracks  # verified below, with the tracks
         pairing = pycolmap.SequentialPairingOptions()
         pairing.overlap = overlap
         pairing.quadratic_overlap = True
@@ -178,6 +193,13 @@ def run_sfm(
                 db, matching_options=matching, pairing_options=pairing,
                 device=pycolmap.Device.cpu, cancellation_token=token,
             )
+            if use_tracks:
+                pairs = add_track_matches(db, names, list(tracks), track_min_shared, track_max_gap)
+                pairs_txt = work / "pairs.txt"
+                pairs_txt.write_text("".join(f"{a} {b}\n" for a, b in pairs))
+                verify = pycolmap.TwoViewGeometryOptions()
+                verify.min_num_inliers = min_num_matches
+                pycolmap.verify_matches(db, pairs_txt, options=verify, cancellation_token=token)
         ctx.progress("sfm: matching", 1, 1)
         timings["matching"] = time.perf_counter() - t0
 
@@ -191,7 +213,8 @@ def run_sfm(
             else:
                 models = _incremental_mapping(db, img_dir, work / "sparse", ctx, token, n, num_threads, seed,
                                               min_registered, min_num_matches, abs_pose_min_inliers,
-                                              init_min_inliers, intrinsics is not None)
+                                              init_min_inliers, min_tri_angle, abs_pose_max_error,
+                                              intrinsics is not None)
         ctx.progress("sfm: mapping", n, n)
         timings["mapping"] = time.perf_counter() - t0
     finally:
@@ -210,7 +233,8 @@ def run_sfm(
 
 def _incremental_mapping(db: Path, img_dir: Path, out: Path, ctx: JobContext, token: object, n: int,
                          num_threads: int, seed: int, min_registered: int, min_num_matches: int,
-                         abs_pose_min_inliers: int, init_min_inliers: int, fixed_intrinsics: bool) -> dict:
+                         abs_pose_min_inliers: int, init_min_inliers: int, min_tri_angle: float,
+                         abs_pose_max_error: float, fixed_intrinsics: bool) -> dict:
     import pycolmap
 
     opts = pycolmap.IncrementalPipelineOptions()
@@ -221,6 +245,9 @@ def _incremental_mapping(db: Path, img_dir: Path, out: Path, ctx: JobContext, to
     opts.extract_colors = False
     opts.mapper.abs_pose_min_num_inliers = abs_pose_min_inliers
     opts.mapper.init_min_num_inliers = init_min_inliers
+    opts.mapper.filter_min_tri_angle = min_tri_angle
+    opts.mapper.abs_pose_max_error = abs_pose_max_error
+    opts.triangulation.min_angle = min_tri_angle
     if fixed_intrinsics:
         opts.ba_refine_focal_length = False
         opts.ba_refine_principal_point = False

@@ -42,6 +42,11 @@ class SfmSettings:
     min_num_matches: int = 10  # how much evidence an image pair / a new image / the first pair needs
     abs_pose_min_inliers: int = 15
     init_min_inliers: int = 50
+    # Point tracks through every frame as matches between nearby keyframes (docs/experiments/geometry.md).
+    use_tracks: bool = True
+    track_min_shared: int = 15  # tracks two keyframes must share to be matched by them
+    track_max_gap: int = 1  # keyframes apart, at most (a track drifts as it ages; SIFT makes longer links)
+    min_tri_angle: float = 0.5  # degrees a sparse point's rays must span (COLMAP: 1.5)
     num_threads: int = 2
     mvs_max_size: int = 320  # longest side of the MVS working resolution
     num_depths: int = 64  # plane hypotheses, uniform in inverse depth
@@ -80,6 +85,8 @@ class SfmEngine:
             overlap=st.match_overlap, num_threads=st.num_threads, seed=st.seed, mapper=st.mapper,
             sift_peak_threshold=st.sift_peak_threshold, min_num_matches=st.min_num_matches,
             abs_pose_min_inliers=st.abs_pose_min_inliers, init_min_inliers=st.init_min_inliers,
+            tracks=[kf.tracks for kf in keyframes] if st.use_tracks else None,
+            track_min_shared=st.track_min_shared, track_max_gap=st.track_max_gap, min_tri_angle=st.min_tri_angle,
         )
         timings.update({f"sfm_{k}": v for k, v in sparse.timings.items()})
         timings["sfm"] = time.perf_counter() - t0

@@ -1,0 +1,101 @@
+"""Corner tracks through every decoded frame, kept for the keyframes: correspondences that SfM can use
+where descriptor matching between keyframes fails (flat shading, repeated texture, light changes, wide
+baselines between keyframes that the frames in between bridge in small steps).
+
+Pyramidal Lucas-Kanade (OpenCV) between consecutive frames, the newer frame's grey levels matched in
+mean and spread to the older one's so that a global light change does not break brightness constancy,
+with a forward-backward check to drop drifting points. New corners are added at keyframes where the
+image has room for them and real structure (an absolute corner strength, so render noise on a blank
+wall is not tracked); each track keeps its id for as long as it lives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..geometry.engine import KeyframeTracks
+
+
+@dataclass
+class TrackSettings:
+    max_points: int = 1000  # corners alive at once
+    side: int = 640  # tracking runs on grey images with at most this longest side
+    min_distance: int = 6  # px between corners (at the tracking size)
+    quality: float = 0.003  # corner quality relative to the frame's best (OpenCV goodFeaturesToTrack)
+    window: int = 21  # Lucas-Kanade window (px)
+    levels: int = 3  # pyramid levels above the base (fast pans move ~100 px a frame)
+    max_fb_error: float = 0.7  # px: forward-then-backward tracking must return this close
+    min_eigenvalue: float = 1e-4  # OpenCV cornerMinEigenVal (7x7 block): below it a "corner" is noise
+
+
+def _gain_matched(gray: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """(H,W) uint8 ``gray`` with its mean and standard deviation mapped onto ``ref``'s (clipped)."""
+    g = gray.astype(np.float32)
+    std = float(g.std())
+    if std < 1e-3:
+        return gray
+    return np.clip((g - float(g.mean())) * (float(ref.std()) / std) + float(ref.mean()), 0, 255).astype(np.uint8)
+
+
+class TrackRecorder:
+    """Feed every frame with :meth:`step`; call :meth:`keyframe` on the frames kept as keyframes."""
+
+    def __init__(self, settings: TrackSettings | None = None) -> None:
+        self.settings = settings or TrackSettings()
+        self._prev: np.ndarray | None = None
+        self._ids = np.zeros(0, np.int64)
+        self._xy = np.zeros((0, 2), np.float32)
+        self._next_id = 0
+        self._scale = 1.0  # frame px per tracking px
+
+    def _gray(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        s = min(1.0, self.settings.side / max(h, w))
+        self._scale = 1.0 / s
+        g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        if s < 1:
+            g = cv2.resize(g, (max(8, round(w * s)), max(8, round(h * s))), interpolation=cv2.INTER_AREA)
+        return g
+
+    def step(self, image: np.ndarray) -> None:
+        """Track the live corners into this frame. image: (H,W,3) uint8 RGB, every frame in order."""
+        st = self.settings
+        gray = self._gray(image)
+        if self._prev is not None and len(self._xy):
+            lk = dict(winSize=(st.window, st.window), maxLevel=st.levels,
+                      criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
+            p0 = self._xy.reshape(-1, 1, 2)
+            cur = _gain_matched(gray, self._prev)
+            p1, ok1, _ = cv2.calcOpticalFlowPyrLK(self._prev, cur, p0, None, **lk)
+            back, ok2, _ = cv2.calcOpticalFlowPyrLK(cur, self._prev, p1, None, **lk)
+            p1 = p1.reshape(-1, 2)
+            fb = np.linalg.norm(back.reshape(-1, 2) - self._xy, axis=1)
+            h, w = gray.shape
+            keep = (ok1.ravel() == 1) & (ok2.ravel() == 1) & (fb < st.max_fb_error)
+            keep &= (p1[:, 0] >= 0) & (p1[:, 0] <= w - 1) & (p1[:, 1] >= 0) & (p1[:, 1] <= h - 1)
+            self._ids, self._xy = self._ids[keep], p1[keep].astype(np.float32)
+        self._prev = gray
+
+    def keyframe(self) -> KeyframeTracks:
+        """The live tracks in the last stepped frame (in that frame's pixels); then new corners are
+        added where there is room, so the next keyframes can share them."""
+        st = self.settings
+        out = KeyframeTracks(self._ids.copy(), (self._xy * self._scale).astype(np.float32))
+        room = st.max_points - len(self._xy)
+        if self._prev is not None and room > st.max_points // 4:
+            mask = np.where(cv2.cornerMinEigenVal(self._prev, 7, 3) >= st.min_eigenvalue, 255, 0).astype(np.uint8)
+            for x, y in self._xy:
+                cv2.circle(mask, (int(x), int(y)), st.min_distance, 0, -1)
+            new = cv2.goodFeaturesToTrack(self._prev, maxCorners=room, qualityLevel=st.quality,
+                                          minDistance=st.min_distance, blockSize=7, mask=mask)
+            if new is not None:
+                new = new.reshape(-1, 2).astype(np.float32)
+                ids = np.arange(self._next_id, self._next_id + len(new), dtype=np.int64)
+                self._next_id += len(new)
+                self._ids = np.concatenate([self._ids, ids])
+                self._xy = np.concatenate([self._xy, new])
+                out = KeyframeTracks(self._ids.copy(), (self._xy * self._scale).astype(np.float32))
+        return out
