@@ -4,7 +4,8 @@ frame placed as the pipeline does, scored against the ground truth.
 ``python -m core.bench.sfm_variants --scenes hard_dev --variants '{"base": {}, "global": {"mapper": "global"}}'``
 
 A variant is keyword arguments of :func:`core.geometry.sfm.colmap_sfm.run_sfm`, plus an optional
-``"keyframes"`` dict of :class:`core.video.KeyframeSettings` fields and ``"use_tracks": false`` to
+``"keyframes"`` dict of :class:`core.video.KeyframeSettings` fields (``"tracks"``: a dict of
+:class:`core.video.tracks.TrackSettings` fields) and ``"use_tracks": false`` to
 leave the point tracks out. Prints one JSON line per
 (scene, variant): placed fraction, ATE over all frames and over placed frames (cm), keyframes,
 registered keyframes, seconds. Choose on development rooms only.
@@ -26,6 +27,7 @@ from ..jobs import JobContext
 from ..scene.cameras import Cameras
 from ..scenegen.suite import load_scene
 from ..video import KeyframeSettings, iter_frames, select_keyframes
+from ..video.tracks import TrackSettings
 from .peer import score_path
 from .run import resolve_scenes
 
@@ -33,7 +35,10 @@ from .run import resolve_scenes
 def run_variant(video, gt_world_from_camera: np.ndarray, variant: Dict, max_side: int = 640) -> Dict:
     """Score one SfM variant on one video (a failed SfM is a row with its error)."""
     variant = dict(variant)
-    kf_settings = KeyframeSettings(**variant.pop("keyframes", {}))
+    kf = dict(variant.pop("keyframes", {}))
+    if isinstance(kf.get("tracks"), dict):
+        kf["tracks"] = TrackSettings(**kf["tracks"])
+    kf_settings = KeyframeSettings(**kf)
     stamps: list[float] = []
 
     def frames():

@@ -6,7 +6,7 @@ A 30 fps room video is mostly redundant; this is where the engine's speed comes 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import cv2
@@ -30,7 +30,7 @@ class KeyframeSettings:
     max_keyframes: int = 120  # uniformly thinned past this
     track_side: int = 320  # tracking runs on grey images with this longest side
     min_keyframes: int = 3
-    track_points: int = 1000  # corners tracked through every frame for SfM's correspondences (0: none)
+    tracks: TrackSettings | None = field(default_factory=TrackSettings)  # point tracks for SfM (None: none)
 
 
 @dataclass
@@ -85,7 +85,7 @@ def select_keyframes(
     last_blank = False
     blank = 0
     n = 0
-    recorder = TrackRecorder(TrackSettings(max_points=st.track_points)) if st.track_points > 0 else None
+    recorder = TrackRecorder(st.tracks) if st.tracks is not None else None
     for frame in frames:
         n += 1
         if on_frame is not None:

@@ -3,8 +3,9 @@ where descriptor matching between keyframes fails (flat shading, repeated textur
 baselines between keyframes that the frames in between bridge in small steps).
 
 Pyramidal Lucas-Kanade (OpenCV) between consecutive frames, the newer frame's grey levels matched in
-mean and spread to the older one's so that a global light change does not break brightness constancy,
-with a forward-backward check to drop drifting points. New corners are added at keyframes where the
+mean and spread to the older one's so that a global light change does not break brightness constancy.
+Two checks drop drifting or jumping points: forward-backward between consecutive frames, and at every
+keyframe a second track straight from the previous keyframe that must agree with the frame-by-frame one. New corners are added at keyframes where the
 image has room for them and real structure (an absolute corner strength, so render noise on a blank
 wall is not tracked); each track keeps its id for as long as it lives.
 """
@@ -21,13 +22,14 @@ from ..geometry.engine import KeyframeTracks
 
 @dataclass
 class TrackSettings:
-    max_points: int = 1000  # corners alive at once
-    side: int = 640  # tracking runs on grey images with at most this longest side
+    max_points: int = 600  # corners alive at once
+    side: int = 320  # tracking runs on grey images with at most this longest side
     min_distance: int = 6  # px between corners (at the tracking size)
     quality: float = 0.003  # corner quality relative to the frame's best (OpenCV goodFeaturesToTrack)
-    window: int = 21  # Lucas-Kanade window (px)
-    levels: int = 3  # pyramid levels above the base (fast pans move ~100 px a frame)
-    max_fb_error: float = 0.7  # px: forward-then-backward tracking must return this close
+    window: int = 15  # Lucas-Kanade window (px)
+    levels: int = 3  # pyramid levels above the base
+    max_fb_error: float = 0.7  # px: frame-by-frame and straight-from-the-keyframe tracking must agree this well
+    frame_check: bool = True  # also a forward-backward check between consecutive frames
     min_eigenvalue: float = 1e-4  # OpenCV cornerMinEigenVal (7x7 block): below it a "corner" is noise
 
 
@@ -50,6 +52,9 @@ class TrackRecorder:
         self._xy = np.zeros((0, 2), np.float32)
         self._next_id = 0
         self._scale = 1.0  # frame px per tracking px
+        self._kf_gray: np.ndarray | None = None  # the last keyframe: its grey image and tracks (ids sorted)
+        self._kf_ids = np.zeros(0, np.int64)
+        self._kf_xy = np.zeros((0, 2), np.float32)
 
     def _gray(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
@@ -60,29 +65,46 @@ class TrackRecorder:
             g = cv2.resize(g, (max(8, round(w * s)), max(8, round(h * s))), interpolation=cv2.INTER_AREA)
         return g
 
+    def _lk(self, a: np.ndarray, b: np.ndarray, pts: np.ndarray, guess: np.ndarray | None = None):
+        """Lucas-Kanade from grey ``a`` to ``b`` (gain-matched to ``a``): (N,2) positions, (N,) ok."""
+        st = self.settings
+        flags = cv2.OPTFLOW_USE_INITIAL_FLOW if guess is not None else 0
+        nxt = None if guess is None else guess.reshape(-1, 1, 2).copy()
+        p1, ok, _ = cv2.calcOpticalFlowPyrLK(
+            a, _gain_matched(b, a), pts.reshape(-1, 1, 2), nxt, winSize=(st.window, st.window), maxLevel=st.levels,
+            criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03), flags=flags)
+        p1 = p1.reshape(-1, 2)
+        h, w = b.shape
+        ok = (ok.ravel() == 1) & (p1[:, 0] >= 0) & (p1[:, 0] <= w - 1) & (p1[:, 1] >= 0) & (p1[:, 1] <= h - 1)
+        return p1, ok
+
     def step(self, image: np.ndarray) -> None:
         """Track the live corners into this frame. image: (H,W,3) uint8 RGB, every frame in order."""
-        st = self.settings
         gray = self._gray(image)
         if self._prev is not None and len(self._xy):
-            lk = dict(winSize=(st.window, st.window), maxLevel=st.levels,
-                      criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
-            p0 = self._xy.reshape(-1, 1, 2)
-            cur = _gain_matched(gray, self._prev)
-            p1, ok1, _ = cv2.calcOpticalFlowPyrLK(self._prev, cur, p0, None, **lk)
-            back, ok2, _ = cv2.calcOpticalFlowPyrLK(cur, self._prev, p1, None, **lk)
-            p1 = p1.reshape(-1, 2)
-            fb = np.linalg.norm(back.reshape(-1, 2) - self._xy, axis=1)
-            h, w = gray.shape
-            keep = (ok1.ravel() == 1) & (ok2.ravel() == 1) & (fb < st.max_fb_error)
-            keep &= (p1[:, 0] >= 0) & (p1[:, 0] <= w - 1) & (p1[:, 1] >= 0) & (p1[:, 1] <= h - 1)
-            self._ids, self._xy = self._ids[keep], p1[keep].astype(np.float32)
+            p1, ok = self._lk(self._prev, gray, self._xy)
+            if self.settings.frame_check:
+                back, ok2 = self._lk(gray, self._prev, p1)
+                ok &= ok2 & (np.linalg.norm(back - self._xy, axis=1) < self.settings.max_fb_error)
+            self._ids, self._xy = self._ids[ok], p1[ok].astype(np.float32)
         self._prev = gray
+
+    def _check_since_keyframe(self) -> None:
+        """Track once more straight from the last keyframe, starting from the frame-by-frame result:
+        a track whose two answers differ has drifted or jumped, and is dropped; the others take the
+        direct answer (one step of drift per keyframe instead of one per frame)."""
+        if self._kf_gray is None or not len(self._ids) or self._prev is None:
+            return
+        rows = np.searchsorted(self._kf_ids, self._ids)  # every live track was live at the last keyframe
+        direct, ok = self._lk(self._kf_gray, self._prev, self._kf_xy[rows], guess=self._xy)
+        ok &= np.linalg.norm(direct - self._xy, axis=1) < self.settings.max_fb_error
+        self._ids, self._xy = self._ids[ok], direct[ok].astype(np.float32)
 
     def keyframe(self) -> KeyframeTracks:
         """The live tracks in the last stepped frame (in that frame's pixels); then new corners are
         added where there is room, so the next keyframes can share them."""
         st = self.settings
+        self._check_since_keyframe()
         out = KeyframeTracks(self._ids.copy(), (self._xy * self._scale).astype(np.float32))
         room = st.max_points - len(self._xy)
         if self._prev is not None and room > st.max_points // 4:
@@ -98,4 +120,6 @@ class TrackRecorder:
                 self._ids = np.concatenate([self._ids, ids])
                 self._xy = np.concatenate([self._xy, new])
                 out = KeyframeTracks(self._ids.copy(), (self._xy * self._scale).astype(np.float32))
+        order = np.argsort(self._ids)
+        self._kf_gray, self._kf_ids, self._kf_xy = self._prev, self._ids[order], self._xy[order]
         return out

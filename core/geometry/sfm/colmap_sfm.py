@@ -113,6 +113,8 @@ def run_sfm(
     track_max_gap: int = 2,
     min_tri_angle: float = 1.5,
     abs_pose_max_error: float = 12.0,
+    ba_global_ratio: float = 1.1,
+    ba_global_max_iterations: int = 50,
 ) -> SparseModel:
     """Run feature extraction, sequential matching and incremental mapping.
 
@@ -126,6 +128,8 @@ def run_sfm(
     min_tri_angle: degrees a 3D point's rays must span to be kept (COLMAP: 1.5); lower keeps the
                 points of a slowly moving camera.
     abs_pose_max_error: px of reprojection error an inlier of a new image's pose may have (COLMAP: 12).
+    ba_global_ratio: the model grows by this factor (images and points) between two global bundle
+                adjustments (COLMAP: 1.1); ba_global_max_iterations: their iterations (COLMAP: 50).
     tracks:     optional point tracks of each keyframe (same order as ``images``): pairs sharing at
                 least ``track_min_shared`` tracks and at most ``track_max_gap`` keyframes apart get them as
                 matches beside SIFT's, before verification.
@@ -214,7 +218,7 @@ def run_sfm(
                 models = _incremental_mapping(db, img_dir, work / "sparse", ctx, token, n, num_threads, seed,
                                               min_registered, min_num_matches, abs_pose_min_inliers,
                                               init_min_inliers, min_tri_angle, abs_pose_max_error,
-                                              intrinsics is not None)
+                                              ba_global_ratio, ba_global_max_iterations, intrinsics is not None)
         ctx.progress("sfm: mapping", n, n)
         timings["mapping"] = time.perf_counter() - t0
     finally:
@@ -234,7 +238,8 @@ def run_sfm(
 def _incremental_mapping(db: Path, img_dir: Path, out: Path, ctx: JobContext, token: object, n: int,
                          num_threads: int, seed: int, min_registered: int, min_num_matches: int,
                          abs_pose_min_inliers: int, init_min_inliers: int, min_tri_angle: float,
-                         abs_pose_max_error: float, fixed_intrinsics: bool) -> dict:
+                         abs_pose_max_error: float, ba_global_ratio: float, ba_global_max_iterations: int,
+                         fixed_intrinsics: bool) -> dict:
     import pycolmap
 
     opts = pycolmap.IncrementalPipelineOptions()
@@ -247,6 +252,9 @@ def _incremental_mapping(db: Path, img_dir: Path, out: Path, ctx: JobContext, to
     opts.mapper.init_min_num_inliers = init_min_inliers
     opts.mapper.filter_min_tri_angle = min_tri_angle
     opts.mapper.abs_pose_max_error = abs_pose_max_error
+    opts.ba_global_frames_ratio = ba_global_ratio
+    opts.ba_global_points_ratio = ba_global_ratio
+    opts.ba_global_max_num_iterations = ba_global_max_iterations
     opts.triangulation.min_angle = min_tri_angle
     if fixed_intrinsics:
         opts.ba_refine_focal_length = False

@@ -47,6 +47,8 @@ class SfmSettings:
     track_min_shared: int = 15  # tracks two keyframes must share to be matched by them
     track_max_gap: int = 1  # keyframes apart, at most (a track drifts as it ages; SIFT makes longer links)
     min_tri_angle: float = 0.5  # degrees a sparse point's rays must span (COLMAP: 1.5)
+    ba_global_ratio: float = 1.4  # model growth between global bundle adjustments (COLMAP: 1.1)
+    ba_global_max_iterations: int = 25  # (COLMAP: 50); these two halve the mapping time with tracks
     num_threads: int = 2
     mvs_max_size: int = 320  # longest side of the MVS working resolution
     num_depths: int = 64  # plane hypotheses, uniform in inverse depth
@@ -87,6 +89,7 @@ class SfmEngine:
             abs_pose_min_inliers=st.abs_pose_min_inliers, init_min_inliers=st.init_min_inliers,
             tracks=[kf.tracks for kf in keyframes] if st.use_tracks else None,
             track_min_shared=st.track_min_shared, track_max_gap=st.track_max_gap, min_tri_angle=st.min_tri_angle,
+            ba_global_ratio=st.ba_global_ratio, ba_global_max_iterations=st.ba_global_max_iterations,
         )
         timings.update({f"sfm_{k}": v for k, v in sparse.timings.items()})
         timings["sfm"] = time.perf_counter() - t0
