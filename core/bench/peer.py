@@ -129,6 +129,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--step", type=int, default=2, help="the peer uses every step-th frame")
     p.add_argument("--intrinsics", action="store_true", help="give both sides the true intrinsics")
     p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs of each side per video (both sides' threaded mapping is not deterministic): "
+                        "the table gives medians and the range")
     a = p.parse_args(argv)
     rows: List[Dict] = []
     for folder in resolve_scenes(a.scenes):
@@ -136,27 +139,45 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         name = sc["info"]["config"]["name"]
         gt = sc["cameras"]["world_from_camera"]
         K = sc["cameras"]["intrinsics"][0] if a.intrinsics else None
-        for who, fn in (("ov3r", lambda: run_product(sc["video"], K)),
-                        ("pycolmap", lambda: run_peer(sc["video"], a.step, K))):
-            row = _row(name, who, fn)
-            path = row.pop("_path", None)
-            if path is not None:
-                row.update(score_path(path, gt))
-            rows.append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)
-    print("| scene | side | placed % | ATE all frames cm | ATE placed cm | s |\n|---|---|---|---|---|---|")
-    for r in rows:
-        if "error" in r:
-            print(f"| {r['scene']} | {r['side']} | 0 | failed: {r['error'][:60]} | | {r['s']:.1f} |")
-        else:
-            print(f"| {r['scene']} | {r['side']} | {100 * r['placed']:.1f} | {r['ate_cm']:.2f} | "
-                  f"{r['ate_placed_cm']:.2f} | {r['s']:.1f} |")
-    for side in ("ov3r", "pycolmap"):
-        ok = [r for r in rows if r["side"] == side and "error" not in r]
-        if ok:
-            print(f"{side}: mean placed {100 * np.mean([r['placed'] for r in ok]):.1f} %, mean ATE "
-                  f"{np.mean([r['ate_cm'] for r in ok]):.2f} cm over {len(ok)} of "
-                  f"{sum(r['side'] == side for r in rows)} videos")
+        for run in range(a.repeat):
+            for who, fn in (("ov3r", lambda: run_product(sc["video"], K)),
+                            ("pycolmap", lambda: run_peer(sc["video"], a.step, K))):
+                row = {**_row(name, who, fn), "run": run}
+                path = row.pop("_path", None)
+                if path is not None:
+                    row.update(score_path(path, gt))
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+    print(_table(rows))
+    if a.json:
+        a.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+def _table(rows: List[Dict]) -> str:
+    """Markdown: per (scene, side) the median over runs (a failed run counts as 0 % placed), with the
+    range of the ATE over all frames when there are several runs; then each side's mean of the medians."""
+    out = ["| scene | side | runs | placed % | ATE all frames cm | ATE placed cm | s |", "|---|---|---|---|---|---|---|"]
+    means: Dict[str, List] = {"ov3r": [], "pycolmap": []}
+    for key in dict.fromkeys((r["scene"], r["side"]) for r in rows):
+        rs = [r for r in rows if (r["scene"], r["side"]) == key]
+        ok = [r for r in rs if "error" not in r]
+        placed = float(np.median([r.get("placed", 0.0) for r in rs]))
+        sec = float(np.median([r["s"] for r in rs]))
+        if not ok:
+            out.append(f"| {key[0]} | {key[1]} | {len(rs)} | 0 | failed: {rs[0]['error'][:60]} | | {sec:.1f} |")
+            continue
+        ate = [r["ate_cm"] for r in ok]
+        spread = f" ({min(ate):.2f}-{max(ate):.2f})" if len(ok) > 1 else ""
+        failed = f", {len(rs) - len(ok)} failed" if len(ok) < len(rs) else ""
+        out.append(f"| {key[0]} | {key[1]} | {len(rs)}{failed} | {100 * placed:.1f} | {np.median(ate):.2f}{spread} | "
+                   f"{np.median([r['ate_placed_cm'] for r in ok]):.2f} | {sec:.1f} |")
+        means[key[1]].append((placed, float(np.median(ate))))
+    for side, m in means.items():
+        if m:
+            out.append(f"{side}: mean placed {100 * np.mean([p for p, _ in m]):.1f} %, mean ATE "
+                       f"{np.mean([e for _, e in m]):.2f} cm over {len(m)} videos (medians of the runs)")
+    return "\n".join(out)
     if a.json:
         a.json.write_text(json.dumps(rows, indent=1))
     return 0

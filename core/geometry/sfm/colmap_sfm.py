@@ -115,12 +115,15 @@ def run_sfm(
     abs_pose_max_error: float = 12.0,
     ba_global_ratio: float = 1.1,
     ba_global_max_iterations: int = 50,
+    camera_model: str = "SIMPLE_RADIAL",
+    verify_max_error: float = 4.0,
 ) -> SparseModel:
     """Run feature extraction, sequential matching and incremental mapping.
 
     images:     list of N (H,W,3) uint8 RGB keyframes, all the same size, in video order.
-    intrinsics: optional (3,3) K in pixels of these images; then fixed (PINHOLE), else a
-                shared SIMPLE_RADIAL camera is estimated and the images are undistorted.
+    intrinsics: optional (3,3) K in pixels of these images; then fixed (PINHOLE), else a shared
+                ``camera_model`` camera is estimated (SIMPLE_RADIAL: the images are undistorted;
+                SIMPLE_PINHOLE: focal length only).
     mapper:     "incremental" (COLMAP) or "global" (GLOMAP's rotation averaging + global positioning).
     sift_peak_threshold: SIFT's contrast threshold (None: COLMAP's default); lower finds features on
                 faint texture. min_num_matches / abs_pose_min_inliers / init_min_inliers: how much
@@ -130,6 +133,7 @@ def run_sfm(
     abs_pose_max_error: px of reprojection error an inlier of a new image's pose may have (COLMAP: 12).
     ba_global_ratio: the model grows by this factor (images and points) between two global bundle
                 adjustments (COLMAP: 1.1); ba_global_max_iterations: their iterations (COLMAP: 50).
+    verify_max_error: px of epipolar error an inlier of a verified pair may have (COLMAP: 4; with tracks).
     tracks:     optional point tracks of each keyframe (same order as ``images``): pairs sharing at
                 least ``track_min_shared`` tracks and at most ``track_max_gap`` keyframes apart get them as
                 matches beside SIFT's, before verification.
@@ -160,7 +164,7 @@ def run_sfm(
             reader.camera_model = "PINHOLE"
             reader.camera_params = ",".join(repr(float(v)) for v in (k[0, 0], k[1, 1], k[0, 2], k[1, 2]))
         else:
-            reader.camera_model = "SIMPLE_RADIAL"
+            reader.camera_model = camera_model
         extraction = pycolmap.FeatureExtractionOptions()
         extraction.num_threads = num_threads
         extraction.use_gpu = False
@@ -203,6 +207,7 @@ def run_sfm(
                 pairs_txt.write_text("".join(f"{a} {b}\n" for a, b in pairs))
                 verify = pycolmap.TwoViewGeometryOptions()
                 verify.min_num_inliers = min_num_matches
+                verify.ransac.max_error = verify_max_error
                 pycolmap.verify_matches(db, pairs_txt, options=verify, cancellation_token=token)
         ctx.progress("sfm: matching", 1, 1)
         timings["matching"] = time.perf_counter() - t0
