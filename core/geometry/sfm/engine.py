@@ -155,6 +155,7 @@ class SfmEngine:
         confs: list[np.ndarray | None] = [None] * m
         done_filter = np.zeros(m, bool)
         parts: list[PointSet] = []
+        last_partial = 0
         ctx.progress("dense: depth", 0, m)
         for i in range(m):
             ctx.check_cancel()
@@ -173,10 +174,12 @@ class SfmEngine:
             for r in ready:
                 parts.append(self._filter_view(r, depths, confs, imgs, nbrs, K, wfc))
                 done_filter[r] = True
-            if (i + 1) % st.partial_every == 0 and i + 1 < m and any(len(p) for p in parts):
+            # a partial scene every partial_every keyframes, or as soon after as some view has passed the filter
+            if i + 1 - last_partial >= st.partial_every and i + 1 < m and any(len(p) for p in parts):
                 so_far = PointSet.concat(parts)
                 ctx.partial(SemanticScene.from_points(so_far.points, so_far.colors, so_far.confidence,
                                                       so_far.frame_id, cameras, meta))
+                last_partial = i + 1
         return PointSet.concat(parts)
 
     def _filter_view(self, r: int, depths: list, confs: list, imgs: list[np.ndarray],
