@@ -208,7 +208,6 @@ def run_sfm(
                 verify = pycolmap.TwoViewGeometryOptions()
                 verify.min_num_inliers = min_num_matches
                 verify.ransac.max_error = verify_max_error
-                verify.ransac.random_seed = seed
                 pycolmap.verify_matches(db, pairs_txt, options=verify, cancellation_token=token)
         ctx.progress("sfm: matching", 1, 1)
         timings["matching"] = time.perf_counter() - t0
@@ -251,8 +250,6 @@ def _incremental_mapping(db: Path, img_dir: Path, out: Path, ctx: JobContext, to
     opts = pycolmap.IncrementalPipelineOptions()
     opts.num_threads = num_threads
     opts.random_seed = seed
-    opts.mapper.random_seed = seed  # the pipeline's seed does not reach these; -1 would draw a new one each run
-    opts.triangulation.random_seed = seed
     opts.min_model_size = min_registered
     opts.min_num_matches = min_num_matches
     opts.extract_colors = False
