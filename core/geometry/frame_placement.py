@@ -13,7 +13,8 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from ..scene.cameras import Cameras
 from ..scene.frame_path import INTERPOLATED, REGISTERED, UNPLACED, FramePath
-from ..video.keyframes import BLANK_STD, gray_at, track_features
+from ..video.keyframes import BLANK_STD, track_features
+from ..video.tracks import gray_at
 
 #: below this many trackable corners (of 300 asked) on a 320 px keyframe, it is "low texture"
 LOW_TEXTURE_CORNERS = 40

@@ -15,7 +15,7 @@ import numpy as np
 from ..geometry.engine import Keyframe
 from ..jobs import JobError
 from .reader import Frame
-from .tracks import TrackRecorder, TrackSettings
+from .tracks import TrackRecorder, TrackSettings, gray_at
 
 
 #: a frame whose grey levels vary less than this (standard deviation) is blank: a lens cap, a flat wall
@@ -38,13 +38,6 @@ class _TrackState:
     anchor: np.ndarray  # (K,2) feature positions in the last keyframe
     current: np.ndarray  # (K,2) the same features in the previous frame
     prev_gray: np.ndarray
-
-
-def gray_at(image: np.ndarray, side: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    s = min(1.0, side / max(h, w))
-    g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    return cv2.resize(g, (max(8, int(w * s)), max(8, int(h * s))), interpolation=cv2.INTER_AREA) if s < 1 else g
 
 
 def track_features(gray: np.ndarray) -> np.ndarray:
@@ -90,9 +83,9 @@ def select_keyframes(
         n += 1
         if on_frame is not None:
             on_frame(n)
-        if recorder is not None:
-            recorder.step(frame.image)
         gray = gray_at(frame.image, st.track_side)
+        if recorder is not None:  # one grey image for both trackers when they work at the same size
+            recorder.step(frame.image, gray if recorder.settings.side == st.track_side else None)
         diag = float(np.hypot(*gray.shape))
         is_blank = float(gray.std()) < BLANK_STD
         blank += is_blank

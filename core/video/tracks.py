@@ -20,6 +20,14 @@ import numpy as np
 from ..geometry.engine import KeyframeTracks
 
 
+def gray_at(image: np.ndarray, side: int) -> np.ndarray:
+    """(H,W,3) uint8 RGB -> grey uint8, shrunk so its longest side is at most ``side``."""
+    h, w = image.shape[:2]
+    s = min(1.0, side / max(h, w))
+    g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(g, (max(8, int(w * s)), max(8, int(h * s))), interpolation=cv2.INTER_AREA) if s < 1 else g
+
+
 @dataclass
 class TrackSettings:
     max_points: int = 600  # corners alive at once
@@ -56,15 +64,6 @@ class TrackRecorder:
         self._kf_ids = np.zeros(0, np.int64)
         self._kf_xy = np.zeros((0, 2), np.float32)
 
-    def _gray(self, image: np.ndarray) -> np.ndarray:
-        h, w = image.shape[:2]
-        s = min(1.0, self.settings.side / max(h, w))
-        self._scale = 1.0 / s
-        g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        if s < 1:
-            g = cv2.resize(g, (max(8, round(w * s)), max(8, round(h * s))), interpolation=cv2.INTER_AREA)
-        return g
-
     def _lk(self, a: np.ndarray, b: np.ndarray, pts: np.ndarray, guess: np.ndarray | None = None):
         """Lucas-Kanade from grey ``a`` to ``b`` (gain-matched to ``a``): (N,2) positions, (N,) ok."""
         st = self.settings
@@ -78,9 +77,11 @@ class TrackRecorder:
         ok = (ok.ravel() == 1) & (p1[:, 0] >= 0) & (p1[:, 0] <= w - 1) & (p1[:, 1] >= 0) & (p1[:, 1] <= h - 1)
         return p1, ok
 
-    def step(self, image: np.ndarray) -> None:
-        """Track the live corners into this frame. image: (H,W,3) uint8 RGB, every frame in order."""
-        gray = self._gray(image)
+    def step(self, image: np.ndarray, gray: np.ndarray | None = None) -> None:
+        """Track the live corners into this frame. image: (H,W,3) uint8 RGB, every frame in order;
+        gray: its ``gray_at(image, settings.side)`` when the caller already has it."""
+        gray = gray_at(image, self.settings.side) if gray is None else gray
+        self._scale = max(image.shape[:2]) / max(gray.shape)
         if self._prev is not None and len(self._xy):
             p1, ok = self._lk(self._prev, gray, self._xy)
             if self.settings.frame_check:
