@@ -9,6 +9,7 @@ polls ``progress`` / ``message`` (a timer) and everything the commands print goe
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -20,6 +21,11 @@ REQUIREMENTS = Path(__file__).with_name("worker_requirements.txt")
 # are checked to have wheels for exactly these (tests/addon/test_worker_requirements.py).
 WORKER_PYTHONS = ((3, 11), (3, 13))
 _PROBE = "import sys, venv, ensurepip; print('%d.%d' % sys.version_info[:2])"
+# What pip prints when the network, not the request, failed: such a step is worth running again.
+_TRANSIENT = re.compile(r"ConnectionError|ConnectTimeout|ReadTimeout|Read timed out|timed out|Max retries exceeded|"
+                        r"Temporary failure in name resolution|Connection (reset|refused|aborted)|"
+                        r"HTTP error (429|5\d\d)|\b(429|50[0234]) (Client|Server) Error|IncompleteRead|"
+                        r"THESE PACKAGES DO NOT MATCH THE HASHES", re.IGNORECASE)
 
 
 class BasePythonError(RuntimeError):
@@ -74,12 +80,15 @@ def default_steps(venv_dir: str, base_python: str | None = None,
     """(label, command) of each step of the installation. ``dry_run`` resolves every package
     (pip's full resolution, metadata only) without installing one."""
     py = str(venv_python(venv_dir))
-    install = [py, "-m", "pip", "install", "--progress-bar", "off", "-r", str(requirements)]
+    # Wheels only: an artist's machine has no compiler, and a release whose wheels are still uploading
+    # must not be built from its source archive.
+    install = [py, "-m", "pip", "install", "--progress-bar", "off", "--retries", "10", "--only-binary", ":all:",
+               "-r", str(requirements)]
     if dry_run:
         install[4:4] = ["--dry-run", "--ignore-installed"]
     return [
         ("Creating the environment", [base_python or sys.executable, "-m", "venv", str(venv_dir)]),
-        ("Updating pip", [py, "-m", "pip", "install", "--upgrade", "pip"]),
+        ("Updating pip", [py, "-m", "pip", "install", "--retries", "10", "--upgrade", "pip"]),
         ("Resolving packages" if dry_run else "Installing packages", install),
     ]
 
@@ -93,8 +102,9 @@ def _env() -> dict[str, str]:
 
 
 class DepsInstaller:
-    def __init__(self, steps: list[tuple[str, list[str]]], log_path: str | os.PathLike):
+    def __init__(self, steps: list[tuple[str, list[str]]], log_path: str | os.PathLike, attempts: int = 3):
         self.steps = steps
+        self.attempts = attempts  # runs of a step whose failure reads as a network failure
         self.log_path = Path(log_path)
         self.step = 0
         self.lines = 0
@@ -124,30 +134,45 @@ class DepsInstaller:
             log.write(f"=== Ov3R dependency installation {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
             for i, (label, cmd) in enumerate(self.steps):
                 self.step, self.message = i, label
-                log.write(f"$ {' '.join(cmd)}\n")
-                log.flush()
-                try:
-                    self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                  stdin=subprocess.DEVNULL, env=_env(), text=True, errors="replace")
-                except OSError as exc:
-                    self.error = f"{label}: {exc}"
-                    break
-                assert self._proc.stdout is not None
-                for line in self._proc.stdout:
-                    log.write(line)
-                    self.lines += 1
-                    if line.startswith(("Collecting", "Installing", "Successfully")):
-                        self.message = f"{label}: {line.strip()[:80]}"
-                code = self._proc.wait()
+                for attempt in range(1, self.attempts + 1):
+                    code, errors, transient = self._run_step(label, cmd, log)
+                    if code == 0 or self._cancelled or not transient or attempt == self.attempts:
+                        break
+                    log.write(f"=== the network failed; trying '{label}' again ({attempt + 1} of {self.attempts})\n")
+                    time.sleep(2.0 * attempt)
                 if self._cancelled:
                     self.error = "cancelled"
                     break
                 if code != 0:
-                    self.error = f"{label} failed (exit code {code}); see {self.log_path}"
+                    why = f": {errors[-1][:300]}" if errors else ""
+                    self.error = f"{label} failed (exit code {code}){why}; see {self.log_path}"
                     break
             else:
                 self.done, self.step, self.message = True, len(self.steps), "Dependencies installed"
             log.write(f"=== {'ERROR: ' + self.error if self.error else 'done'}\n")
+
+    def _run_step(self, label: str, cmd: list[str], log) -> tuple[int, list[str], bool]:
+        """Runs one command, its output into ``log``. Returns (exit code, its "ERROR" lines, whether
+        its output reads as a network failure)."""
+        log.write(f"$ {' '.join(cmd)}\n")
+        log.flush()
+        try:
+            self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, env=_env(), text=True, errors="replace")
+        except OSError as exc:
+            return 1, [str(exc)], False
+        assert self._proc.stdout is not None
+        errors: list[str] = []
+        transient = False
+        for line in self._proc.stdout:
+            log.write(line)
+            self.lines += 1
+            if line.startswith(("Collecting", "Installing", "Successfully")):
+                self.message = f"{label}: {line.strip()[:80]}"
+            if line.startswith("ERROR"):
+                errors.append(line.strip())
+            transient = transient or bool(_TRANSIENT.search(line))
+        return self._proc.wait(), errors, transient
 
     def cancel(self) -> None:
         self._cancelled = True
