@@ -110,6 +110,7 @@ class DepsInstaller:
         self.lines = 0
         self.message = "waiting"
         self.error = ""
+        self.network_failed = False  # the failed step's output read as a network failure, every try
         self.done = False
         self._proc: subprocess.Popen | None = None
         self._cancelled = False
@@ -144,6 +145,7 @@ class DepsInstaller:
                     self.error = "cancelled"
                     break
                 if code != 0:
+                    self.network_failed = transient
                     why = f": {errors[-1][:300]}" if errors else ""
                     self.error = f"{label} failed (exit code {code}){why}; see {self.log_path}"
                     break

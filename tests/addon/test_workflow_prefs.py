@@ -46,13 +46,13 @@ def test_installer_runs_a_step_again_when_the_network_failed(tmp_path):
                 "print('ERROR: HTTP error 503 while getting https://example/x.whl') if n == 0 else print('Successfully'); "
                 "sys.exit(1 if n == 0 else 0)")
     inst = deps_installer.DepsInstaller([("Installing packages", flaky)], tmp_path / "a.log").start()
-    assert inst.wait(60) and inst.done and count.read_text() == "xx"
+    assert inst.wait(60) and inst.done and count.read_text() == "xx" and not inst.network_failed
     assert "trying 'Installing packages' again (2 of 3)" in (tmp_path / "a.log").read_text()
     count.unlink()
     broken = _py(f"import pathlib, sys; p = pathlib.Path({str(count)!r}); p.write_text(p.read_text() + 'x' if p.exists() else 'x'); "
                  "print('ERROR: Could not find a version that satisfies the requirement nope==9'); sys.exit(1)")
     inst = deps_installer.DepsInstaller([("Installing packages", broken)], tmp_path / "b.log").start()
-    assert not inst.wait(60) and count.read_text() == "x"
+    assert not inst.wait(60) and count.read_text() == "x" and not inst.network_failed
     assert "Could not find a version that satisfies the requirement nope==9" in inst.error
 
 
@@ -106,7 +106,10 @@ def test_install_dependencies_resolves_the_worker_requirements(registered_addon,
     try:
         bpy.ops.ov3r.install_dependencies(venv_dir=str(venv), dry_run=True, wait=True)
     except RuntimeError as exc:
-        log = deps_installer.active().log_path.read_text(errors="replace")
+        inst = deps_installer.active()
+        if inst.network_failed:  # PyPI out of reach for three tries: nothing about the requirements
+            pytest.skip(f"PyPI did not answer: {exc}")
+        log = inst.log_path.read_text(errors="replace")
         pytest.fail(f"{exc}\n--- the end of the installer's log:\n{log[-4000:]}")
     inst = deps_installer.active()
     assert inst.done and not inst.error
