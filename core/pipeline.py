@@ -128,6 +128,8 @@ def reconstruct_video(video: str | Path, ctx: JobContext, settings: ReconstructS
     timings["total"] = time.perf_counter() - t0
     metadata["timings"] = timings
     metadata["registered_keyframes"] = len(rec.cameras)
+    if rec.extras.get("mapping"):
+        metadata["mapping"] = rec.extras["mapping"]
     path = place_frames(np.asarray(stamps), np.array([kf.index for kf in keyframes]), rec.cameras)
     metadata["coverage"] = coverage = coverage_report(path, {kf.index: kf.image for kf in keyframes})
     if coverage["fraction"] < MIN_COVERAGE:
@@ -136,6 +138,11 @@ def reconstruct_video(video: str | Path, ctx: JobContext, settings: ReconstructS
     if coverage["fraction"] < WARN_COVERAGE:
         coverage["warning"] = (f"only {100 * coverage['fraction']:.0f}% of the video was placed: "
                                f"{describe_unplaced(coverage)}")
+    mapping = metadata.get("mapping") or {}
+    if len(mapping.get("runs", ())) > 1 and not mapping.get("agreed"):
+        doubt = (f"the camera path is uncertain: {len(mapping['runs'])} solves of the video disagreed "
+                 "(too little texture or parallax to pin it down)")
+        coverage["warning"] = f"{coverage['warning']}; {doubt}" if coverage.get("warning") else doubt
     scene = scene_from_reconstruction(rec, metadata)
     scene.frame_path = path
     if settings.semantics:  # 2D segments -> 3D segments with descriptors

@@ -46,3 +46,5 @@ def test_sfm_orbit_accuracy():
     assert near >= 0.8
     assert len(rec.points) > 50_000
     assert partials and len(partials[-1]) > 0
+    mapping = rec.extras["mapping"]  # a textured orbit: the first two seeded mapping runs agree
+    assert mapping["agreed"] and len(mapping["runs"]) == 2 and mapping["pairs"][0][2] >= 0.8

@@ -21,6 +21,7 @@ import numpy as np
 
 from ...jobs import JobContext, JobError
 from ..engine import KeyframeTracks
+from .model_consensus import MappingRun, choose, needs_another_run
 from .track_matches import add_track_matches
 
 
@@ -35,6 +36,7 @@ class SparseModel:
     visibility:        list of M int64 arrays: indices into ``points`` seen by each keyframe.
     images:            list of M (H,W,3) uint8 undistorted images.
     timings:           seconds per stage (features, matching, mapping).
+    mapping:           the mapping runs and the pick among them (``ConsensusReport.as_dict()``).
     """
 
     registered: np.ndarray
@@ -44,6 +46,7 @@ class SparseModel:
     visibility: list[np.ndarray]
     images: list[np.ndarray]
     timings: dict[str, float] = field(default_factory=dict)
+    mapping: dict = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -117,6 +120,7 @@ def run_sfm(
     ba_global_max_iterations: int = 50,
     camera_model: str = "SIMPLE_RADIAL",
     verify_max_error: float = 4.0,
+    mapping_runs: int = 1,
 ) -> SparseModel:
     """Run feature extraction, sequential matching and incremental mapping.
 
@@ -134,6 +138,9 @@ def run_sfm(
     ba_global_ratio: the model grows by this factor (images and points) between two global bundle
                 adjustments (COLMAP: 1.1); ba_global_max_iterations: their iterations (COLMAP: 50).
     verify_max_error: px of epipolar error an inlier of a verified pair may have (COLMAP: 4; with tracks).
+    mapping_runs: incremental mapping runs at most: 1 keeps COLMAP's own fresh RANSAC draw; 2 or more map
+                with the seeds ``seed``, ``seed + 1``, ... until two runs agree on the camera poses and keep
+                one of those (``model_consensus``), which guards against a draw that folds the model.
     tracks:     optional point tracks of each keyframe (same order as ``images``): pairs sharing at
                 least ``track_min_shared`` tracks and at most ``track_max_gap`` keyframes apart get them as
                 matches beside SIFT's, before verification.
@@ -215,41 +222,65 @@ def run_sfm(
         (work / "sparse").mkdir()
         t0 = time.perf_counter()
         ctx.progress("sfm: mapping", 0, n)
+        runs: list[MappingRun] = []
         with _cancel_bridge(ctx) as token:
             if mapper == "global":
                 models = _global_mapping(db, img_dir, work / "sparse", num_threads, seed, min_registered,
                                          min_num_matches, intrinsics is not None)
+                runs += [_mapping_run(models, seed)] if models else []
             else:
-                models = _incremental_mapping(db, img_dir, work / "sparse", ctx, token, n, num_threads, seed,
-                                              min_registered, min_num_matches, abs_pose_min_inliers,
-                                              init_min_inliers, min_tri_angle, abs_pose_max_error,
-                                              ba_global_ratio, ba_global_max_iterations, intrinsics is not None)
+                while not runs or (mapping_runs > 1 and needs_another_run(runs, mapping_runs)):
+                    k = len(runs)
+                    out = work / "sparse" / str(k)
+                    out.mkdir()
+                    models = _incremental_mapping(
+                        db, img_dir, out, ctx, token, n, num_threads, seed + k, mapping_runs > 1,
+                        min_registered, min_num_matches, abs_pose_min_inliers, init_min_inliers, min_tri_angle,
+                        abs_pose_max_error, ba_global_ratio, ba_global_max_iterations, intrinsics is not None,
+                        label="sfm: mapping" if k == 0 else f"sfm: mapping (check run {k + 1})")
+                    ctx.check_cancel()
+                    if not models:
+                        break  # no seed finds an initial pair the first one missed
+                    runs.append(_mapping_run(models, seed + k))
         ctx.progress("sfm: mapping", n, n)
         timings["mapping"] = time.perf_counter() - t0
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    if not models:
+    if not runs:
         raise JobError(
             f"could not recover camera motion: no two of the {n} keyframes could be matched with "
             "enough parallax. Is the camera moving (not just rotating) through a textured scene?"
         )
-    rec = max(models.values(), key=lambda r: r.num_reg_images())
-    sparse = _to_sparse_model(rec, images, n, min_registered)
+    report = choose(runs)
+    sparse = _to_sparse_model(runs[report.chosen].model, images, n, min_registered)
     sparse.timings = timings
+    sparse.mapping = report.as_dict()
     return sparse
 
 
+def _mapping_run(models: dict, seed: int) -> MappingRun:
+    """The largest model of one mapping call."""
+    rec = max(models.values(), key=lambda r: r.num_reg_images())
+    reg = sorted((int(im.name.split(".")[0]), im) for im in rec.images.values() if im.has_pose)
+    wfc = np.array([world_from_camera(im) for _, im in reg]).reshape(-1, 4, 4)
+    return MappingRun(seed, np.array([i for i, _ in reg], np.int64), wfc,
+                      float(rec.compute_mean_reprojection_error()), rec)
+
+
 def _incremental_mapping(db: Path, img_dir: Path, out: Path, ctx: JobContext, token: object, n: int,
-                         num_threads: int, seed: int, min_registered: int, min_num_matches: int,
+                         num_threads: int, seed: int, seed_ransac: bool, min_registered: int, min_num_matches: int,
                          abs_pose_min_inliers: int, init_min_inliers: int, min_tri_angle: float,
                          abs_pose_max_error: float, ba_global_ratio: float, ba_global_max_iterations: int,
-                         fixed_intrinsics: bool) -> dict:
+                         fixed_intrinsics: bool, label: str = "sfm: mapping") -> dict:
     import pycolmap
 
     opts = pycolmap.IncrementalPipelineOptions()
     opts.num_threads = num_threads
     opts.random_seed = seed
+    if seed_ransac:  # the pipeline's seed does not reach these; left at -1 each run draws anew
+        opts.mapper.random_seed = seed
+        opts.triangulation.random_seed = seed
     opts.min_model_size = min_registered
     opts.min_num_matches = min_num_matches
     opts.extract_colors = False
@@ -272,7 +303,7 @@ def _incremental_mapping(db: Path, img_dir: Path, out: Path, ctx: JobContext, to
     def on_next_image() -> None:
         registered_count[0] += 1
         if ctx.progress_fn is not None and not ctx.cancel_event.is_set():
-            ctx.progress_fn("sfm: mapping", min(registered_count[0] + 1, n), n)
+            ctx.progress_fn(label, min(registered_count[0] + 1, n), n)
 
     return pycolmap.incremental_mapping(db, img_dir, out, options=opts, next_image_callback=on_next_image,
                                         cancellation_token=token)

@@ -49,6 +49,9 @@ class SfmSettings:
     min_tri_angle: float = 0.5  # degrees a sparse point's rays must span (COLMAP: 1.5)
     ba_global_ratio: float = 1.4  # model growth between global bundle adjustments (COLMAP: 1.1)
     ba_global_max_iterations: int = 25  # (COLMAP: 50); these two halve the mapping time with tracks
+    # Seeded mapping runs until two agree on the camera poses (model_consensus): one run folds the model
+    # now and then; 1 = a single run with COLMAP's own fresh draw.
+    mapping_runs: int = 3
     num_threads: int = 2
     mvs_max_size: int = 320  # longest side of the MVS working resolution
     num_depths: int = 64  # plane hypotheses, uniform in inverse depth
@@ -90,6 +93,7 @@ class SfmEngine:
             tracks=[kf.tracks for kf in keyframes] if st.use_tracks else None,
             track_min_shared=st.track_min_shared, track_max_gap=st.track_max_gap, min_tri_angle=st.min_tri_angle,
             ba_global_ratio=st.ba_global_ratio, ba_global_max_iterations=st.ba_global_max_iterations,
+            mapping_runs=st.mapping_runs,
         )
         timings.update({f"sfm_{k}": v for k, v in sparse.timings.items()})
         timings["sfm"] = time.perf_counter() - t0
@@ -129,6 +133,7 @@ class SfmEngine:
                 "dropped_keyframes": len(keyframes) - len(sparse.registered),
                 "voxel_size": voxel,
                 "timings": timings,
+                "mapping": sparse.mapping,
             },
         )
 
