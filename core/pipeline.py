@@ -130,7 +130,8 @@ def reconstruct_video(video: str | Path, ctx: JobContext, settings: ReconstructS
     metadata["registered_keyframes"] = len(rec.cameras)
     if rec.extras.get("mapping"):
         metadata["mapping"] = rec.extras["mapping"]
-    path = place_frames(np.asarray(stamps), np.array([kf.index for kf in keyframes]), rec.cameras)
+    path = place_frames(np.asarray(stamps), np.array([kf.index for kf in keyframes]), rec.cameras,
+                        rec.extras.get("frame_poses"))
     metadata["coverage"] = coverage = coverage_report(path, {kf.index: kf.image for kf in keyframes})
     if coverage["fraction"] < MIN_COVERAGE:
         raise JobError(f"only {100 * coverage['fraction']:.0f}% of the video could be placed "

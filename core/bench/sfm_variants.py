@@ -3,10 +3,11 @@ frame placed as the pipeline does, scored against the ground truth.
 
 ``python -m core.bench.sfm_variants --scenes hard_dev --variants '{"base": {}, "global": {"mapper": "global"}}'``
 
-A variant is keyword arguments of :func:`core.geometry.sfm.colmap_sfm.run_sfm`, plus an optional
+A variant is keyword arguments of :func:`core.geometry.sfm.colmap_sfm.run_sfm` over the engine's
+defaults (``SfmSettings().sfm_kwargs()``; ``{}`` is the shipped default), plus an optional
 ``"keyframes"`` dict of :class:`core.video.KeyframeSettings` fields (``"tracks"``: a dict of
-:class:`core.video.tracks.TrackSettings` fields) and ``"use_tracks": false`` to
-leave the point tracks out. Prints one JSON line per
+:class:`core.video.tracks.TrackSettings` fields), ``"use_tracks": false`` to
+leave the point tracks out and ``"register_frames": false`` to interpolate every frame between keyframes. Prints one JSON line per
 (scene, variant): placed fraction, ATE over all frames and over placed frames (cm), keyframes,
 registered keyframes, seconds. Choose on development rooms only.
 """
@@ -21,8 +22,10 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from ..geometry.engine import FrameTracks
 from ..geometry.frame_placement import place_frames
 from ..geometry.sfm.colmap_sfm import run_sfm
+from ..geometry.sfm.engine import SfmSettings
 from ..jobs import JobContext
 from ..scene.cameras import Cameras
 from ..scenegen.suite import load_scene
@@ -50,15 +53,23 @@ def run_variant(video, gt_world_from_camera: np.ndarray, variant: Dict, max_side
     try:
         kfs, _ = select_keyframes(frames(), kf_settings)
         tracks = [k.tracks for k in kfs] if variant.pop("use_tracks", True) else None
-        sparse = run_sfm([k.image for k in kfs], JobContext(), tracks=tracks, **variant)
+        variant_frames = variant.pop("register_frames", True) and tracks is not None
+        frames = [f for k in kfs if k.tracks is not None
+                  for f in k.tracks.between + [FrameTracks(k.index, k.tracks.ids, k.tracks.xy)]] if variant_frames else None
+        sparse = run_sfm([k.image for k in kfs], JobContext(), tracks=tracks, frames=frames,
+                         **{**SfmSettings().sfm_kwargs(), **variant})
     except Exception as exc:  # noqa: BLE001 - a variant that fails is a result
         return {"error": str(exc)[:160], "s": time.perf_counter() - t0}
     reg = [kfs[i] for i in sparse.registered]
     cams = Cameras(np.repeat(sparse.K[None].astype(np.float32), len(reg), 0),
                    sparse.world_from_camera.astype(np.float32), np.array([k.timestamp for k in reg]),
                    np.array([k.index for k in reg], np.int32), (1, 1))
-    path = place_frames(np.asarray(stamps), np.array([k.index for k in kfs]), cams)
+    other = [i not in {int(k.index) for k in reg} for i in sparse.frame_index]
+    path = place_frames(np.asarray(stamps), np.array([k.index for k in kfs]), cams,
+                        {"index": sparse.frame_index[other], "world_from_camera": sparse.frame_poses[other]}
+                        if variant_frames else None)
     return {**score_path(path, gt_world_from_camera), "keyframes": len(kfs), "registered": len(reg),
+            "mapping_runs": len(sparse.mapping.get("runs", ())), "agreed": sparse.mapping.get("agreed"),
             "s": time.perf_counter() - t0}
 
 

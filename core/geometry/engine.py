@@ -20,8 +20,25 @@ class KeyframeTracks:
 
     ids: (N,) int64 track ids, unique within the video: the same id in two keyframes is a correspondence.
     xy:  (N,2) float32 positions in the keyframe image's pixels (OpenCV: pixel centres at integers).
+    between: the tracks of the frames after the previous keyframe and before this one, in order
+             (when the recorder keeps them).
     """
 
+    ids: np.ndarray
+    xy: np.ndarray
+    between: list[FrameTracks] = field(default_factory=list)
+
+
+@dataclass
+class FrameTracks:
+    """The tracks seen in one frame that is not a keyframe: an engine with 3D points for the track ids
+    can register the frame itself instead of interpolating its camera.
+
+    index: the frame's index among all decoded frames.
+    ids:   (N,) int64 track ids; xy: (N,2) float32 positions in the frame's pixels at the keyframes' size.
+    """
+
+    index: int
     ids: np.ndarray
     xy: np.ndarray
 

@@ -1,5 +1,6 @@
-"""Every decoded frame gets a camera: registered keyframes as they are, the frames between them
-interpolated (rotation by slerp, centre linearly), and runs around failed keyframes flagged as unplaced.
+"""Every decoded frame gets a camera: registered keyframes as they are, frames the engine registered
+from their own point tracks as they are, the other frames between registered keyframes interpolated
+(rotation by slerp, centre linearly), and runs around failed keyframes flagged as unplaced.
 
 A frame counts as placed when it is a registered keyframe or when both keyframes around it (the
 last one at or before it and the next one after it) registered: keyframe selection guarantees the
@@ -20,12 +21,15 @@ from ..video.tracks import gray_at
 LOW_TEXTURE_CORNERS = 40
 
 
-def place_frames(timestamps: np.ndarray, keyframe_index: np.ndarray, cameras: Cameras) -> FramePath:
+def place_frames(timestamps: np.ndarray, keyframe_index: np.ndarray, cameras: Cameras,
+                 frame_poses: dict | None = None) -> FramePath:
     """Cameras for all F decoded frames.
 
     timestamps:     (F,) float64 seconds of every decoded frame.
     keyframe_index: (K,) int, increasing: the frames given to the engine.
     cameras:        the engine's registered keyframes (``frame_index`` a subset of ``keyframe_index``).
+    frame_poses:    other frames the engine registered itself: {"index": (R,) int, "world_from_camera":
+                    (R,4,4)}; they count as registered, wherever they lie.
     """
     ts = np.asarray(timestamps, np.float64)
     f = len(ts)
@@ -60,6 +64,12 @@ def place_frames(timestamps: np.ndarray, keyframe_index: np.ndarray, cameras: Ca
     placed = has_prev & ok_kf[np.maximum(prev_kf, 0)] & (ok_kf[next_kf] | (prev_kf == len(kf) - 1))
     status[placed] = INTERPOLATED
     status[np.isin(frames, reg)] = REGISTERED
+    if frame_poses is not None and len(frame_poses["index"]):
+        own = np.asarray(frame_poses["index"], np.int64)
+        inside = (own >= 0) & (own < f)
+        own = own[inside]
+        out[own] = np.asarray(frame_poses["world_from_camera"], np.float64)[inside]
+        status[own] = REGISTERED
     path = Cameras(K[nearest], out.astype(np.float32), ts.copy(), frames.astype(np.int32), cameras.image_size)
     return FramePath(path, status)
 

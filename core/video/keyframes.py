@@ -6,13 +6,13 @@ A 30 fps room video is mostly redundant; this is where the engine's speed comes 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
 import cv2
 import numpy as np
 
-from ..geometry.engine import Keyframe
+from ..geometry.engine import FrameTracks, Keyframe
 from ..jobs import JobError
 from .reader import Frame
 from .tracks import TrackRecorder, TrackSettings, gray_at
@@ -85,7 +85,7 @@ def select_keyframes(
             on_frame(n)
         gray = gray_at(frame.image, st.track_side)
         if recorder is not None:  # one grey image for both trackers when they work at the same size
-            recorder.step(frame.image, gray if recorder.settings.side == st.track_side else None)
+            recorder.step(frame.image, gray if recorder.settings.side == st.track_side else None, frame.index)
         diag = float(np.hypot(*gray.shape))
         is_blank = float(gray.std()) < BLANK_STD
         blank += is_blank
@@ -125,5 +125,24 @@ def select_keyframes(
         )
     if len(keyframes) > st.max_keyframes:
         keep = np.unique(np.round(np.linspace(0, len(keyframes) - 1, st.max_keyframes)).astype(int))
-        keyframes = [keyframes[i] for i in keep]
+        keyframes = _thin(keyframes, keep)
     return keyframes, n
+
+
+def _thin(keyframes: list[Keyframe], keep: np.ndarray) -> list[Keyframe]:
+    """The keyframes at ``keep`` (increasing); the tracks of each dropped keyframe and of the frames
+    around it join the next kept keyframe's ``between``, so no tracked frame is lost."""
+    out: list[Keyframe] = []
+    pending: list[FrameTracks] = []
+    kept = set(keep.tolist())
+    for i, kf in enumerate(keyframes):
+        t = kf.tracks
+        if i not in kept:
+            if t is not None:
+                pending += t.between + [FrameTracks(kf.index, t.ids, t.xy)]
+            continue
+        if t is not None and pending:
+            kf = replace(kf, tracks=replace(t, between=pending + t.between))
+        pending = []
+        out.append(kf)
+    return out

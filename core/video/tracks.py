@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..geometry.engine import KeyframeTracks
+from ..geometry.engine import FrameTracks, KeyframeTracks
 
 
 def gray_at(image: np.ndarray, side: int) -> np.ndarray:
@@ -39,6 +39,7 @@ class TrackSettings:
     max_fb_error: float = 0.7  # px: frame-by-frame and straight-from-the-keyframe tracking must agree this well
     frame_check: bool = True  # also a forward-backward check between consecutive frames
     min_eigenvalue: float = 1e-4  # OpenCV cornerMinEigenVal (7x7 block): below it a "corner" is noise
+    keep_frames: bool = True  # keep every frame's tracks (``KeyframeTracks.between``) so SfM can register it
 
 
 def _gain_matched(gray: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -63,6 +64,7 @@ class TrackRecorder:
         self._kf_gray: np.ndarray | None = None  # the last keyframe: its grey image and tracks (ids sorted)
         self._kf_ids = np.zeros(0, np.int64)
         self._kf_xy = np.zeros((0, 2), np.float32)
+        self._frames: list[FrameTracks] = []  # frames stepped since the last keyframe (with keep_frames)
 
     def _lk(self, a: np.ndarray, b: np.ndarray, pts: np.ndarray, guess: np.ndarray | None = None):
         """Lucas-Kanade from grey ``a`` to ``b`` (gain-matched to ``a``): (N,2) positions, (N,) ok."""
@@ -77,9 +79,10 @@ class TrackRecorder:
         ok = (ok.ravel() == 1) & (p1[:, 0] >= 0) & (p1[:, 0] <= w - 1) & (p1[:, 1] >= 0) & (p1[:, 1] <= h - 1)
         return p1, ok
 
-    def step(self, image: np.ndarray, gray: np.ndarray | None = None) -> None:
+    def step(self, image: np.ndarray, gray: np.ndarray | None = None, index: int | None = None) -> None:
         """Track the live corners into this frame. image: (H,W,3) uint8 RGB, every frame in order;
-        gray: its ``gray_at(image, settings.side)`` when the caller already has it."""
+        gray: its ``gray_at(image, settings.side)`` when the caller already has it; index: the frame's
+        index in the video (kept with its tracks when ``keep_frames``)."""
         gray = gray_at(image, self.settings.side) if gray is None else gray
         self._scale = max(image.shape[:2]) / max(gray.shape)
         if self._prev is not None and len(self._xy):
@@ -89,6 +92,8 @@ class TrackRecorder:
                 ok &= ok2 & (np.linalg.norm(back - self._xy, axis=1) < self.settings.max_fb_error)
             self._ids, self._xy = self._ids[ok], p1[ok].astype(np.float32)
         self._prev = gray
+        if self.settings.keep_frames and index is not None and len(self._ids):
+            self._frames.append(FrameTracks(index, self._ids.copy(), (self._xy * self._scale).astype(np.float32)))
 
     def _check_since_keyframe(self) -> None:
         """Track once more straight from the last keyframe, starting from the frame-by-frame result:
@@ -106,7 +111,9 @@ class TrackRecorder:
         added where there is room, so the next keyframes can share them."""
         st = self.settings
         self._check_since_keyframe()
-        out = KeyframeTracks(self._ids.copy(), (self._xy * self._scale).astype(np.float32))
+        between = self._frames[:-1]  # the last one stepped is this keyframe
+        self._frames = []
+        out = KeyframeTracks(self._ids.copy(), (self._xy * self._scale).astype(np.float32), between)
         room = st.max_points - len(self._xy)
         if self._prev is not None and room > st.max_points // 4:
             mask = np.where(cv2.cornerMinEigenVal(self._prev, 7, 3) >= st.min_eigenvalue, 255, 0).astype(np.uint8)
@@ -120,7 +127,7 @@ class TrackRecorder:
                 self._next_id += len(new)
                 self._ids = np.concatenate([self._ids, ids])
                 self._xy = np.concatenate([self._xy, new])
-                out = KeyframeTracks(self._ids.copy(), (self._xy * self._scale).astype(np.float32))
+                out = KeyframeTracks(self._ids.copy(), (self._xy * self._scale).astype(np.float32), between)
         order = np.argsort(self._ids)
         self._kf_gray, self._kf_ids, self._kf_xy = self._prev, self._ids[order], self._xy[order]
         return out

@@ -105,3 +105,24 @@ def test_track_matches_go_into_the_colmap_database(tmp_path):
     np.testing.assert_array_equal(m, [[sift[0] + k, sift[1] + k] for k in range(3)])
     assert len(db.read_keypoints(ids[names[2]])) == sift[2]
     db.close()
+
+
+def test_every_frame_between_keyframes_keeps_its_tracks(tmp_path):
+    """Each keyframe carries the tracks of the frames since the previous one, in order, at the keyframe
+    images' size, with positions that follow the pan; thinning hands a dropped keyframe's frames on."""
+    path = tmp_path / "pan.mp4"
+    write_video(path, pan_frames(60, 5.0), fps=30)
+    kfs, n = select_keyframes(iter_frames(path), KeyframeSettings())
+    seen = [f.index for k in kfs for f in k.tracks.between] + [k.index for k in kfs]
+    assert sorted(seen) == list(range(kfs[-1].index + 1))  # every frame up to the last keyframe, once
+    for k in kfs[1:]:
+        assert [f.index for f in k.tracks.between] == list(range(k.index - len(k.tracks.between), k.index))
+        for f in k.tracks.between:
+            common, rf, rk = np.intersect1d(f.ids, k.tracks.ids, return_indices=True)
+            d = k.tracks.xy[rk, 0] - f.xy[rf, 0]
+            assert len(common) >= 50 and np.median(np.abs(d + 5.0 * (k.index - f.index))) < 0.5
+
+    few, _ = select_keyframes(iter_frames(path), KeyframeSettings(max_keyframes=3))
+    assert len(few) == 3
+    seen = sorted(f.index for k in few for f in k.tracks.between) + [k.index for k in few]
+    assert sorted(seen) == list(range(few[-1].index + 1))  # the dropped keyframes' frames were handed on

@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 
 from ...jobs import JobContext, JobError
-from ..engine import KeyframeTracks
+from ..engine import FrameTracks, KeyframeTracks
+from .frame_registration import register_frames, track_points
 from .model_consensus import MappingRun, choose, needs_another_run
 from .track_matches import add_track_matches
 
@@ -37,6 +38,8 @@ class SparseModel:
     images:            list of M (H,W,3) uint8 undistorted images.
     timings:           seconds per stage (features, matching, mapping).
     mapping:           the mapping runs and the pick among them (``ConsensusReport.as_dict()``).
+    frame_index:       (R,) int64 video frame indices of other frames registered from their tracks;
+    frame_poses:       (R,4,4) float64 their world_from_camera.
     """
 
     registered: np.ndarray
@@ -47,6 +50,8 @@ class SparseModel:
     images: list[np.ndarray]
     timings: dict[str, float] = field(default_factory=dict)
     mapping: dict = field(default_factory=dict)
+    frame_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    frame_poses: np.ndarray = field(default_factory=lambda: np.zeros((0, 4, 4)))
 
 
 @contextlib.contextmanager
@@ -121,6 +126,8 @@ def run_sfm(
     camera_model: str = "SIMPLE_RADIAL",
     verify_max_error: float = 4.0,
     mapping_runs: int = 1,
+    frames: list[FrameTracks] | None = None,
+    focal_factor: float = 1.2,
 ) -> SparseModel:
     """Run feature extraction, sequential matching and incremental mapping.
 
@@ -141,6 +148,10 @@ def run_sfm(
     mapping_runs: incremental mapping runs at most: 1 keeps COLMAP's own fresh RANSAC draw; 2 or more map
                 with the seeds ``seed``, ``seed + 1``, ... until two runs agree on the camera poses and keep
                 one of those (``model_consensus``), which guards against a draw that folds the model.
+    focal_factor: without ``intrinsics``, the focal length the self-calibration starts from, in units of
+                the longest image side (COLMAP: 1.2, a 45 degree field of view).
+    frames:     other video frames' tracks (with ``tracks``): each is registered against the 3D points of
+                the tracks (``frame_registration``) and lands in ``SparseModel.frame_index`` / ``frame_poses``.
     tracks:     optional point tracks of each keyframe (same order as ``images``): pairs sharing at
                 least ``track_min_shared`` tracks and at most ``track_max_gap`` keyframes apart get them as
                 matches beside SIFT's, before verification.
@@ -172,6 +183,7 @@ def run_sfm(
             reader.camera_params = ",".join(repr(float(v)) for v in (k[0, 0], k[1, 1], k[0, 2], k[1, 2]))
         else:
             reader.camera_model = camera_model
+            reader.default_focal_length_factor = focal_factor
         extraction = pycolmap.FeatureExtractionOptions()
         extraction.num_threads = num_threads
         extraction.use_gpu = False
@@ -253,9 +265,18 @@ def run_sfm(
             "enough parallax. Is the camera moving (not just rotating) through a textured scene?"
         )
     report = choose(runs)
-    sparse = _to_sparse_model(runs[report.chosen].model, images, n, min_registered)
-    sparse.timings = timings
+    model = runs[report.chosen].model
+    sparse = _to_sparse_model(model, images, n, min_registered)
     sparse.mapping = report.as_dict()
+    if use_tracks and frames:
+        t0 = time.perf_counter()
+        ctx.progress("sfm: frames", 0, 1)
+        of_image = {image_id: int(im.name.split(".")[0]) for image_id, im in model.images.items()}
+        ids, xyz = track_points(model, of_image, list(tracks))
+        sparse.frame_index, sparse.frame_poses = register_frames(frames, ids, xyz, next(iter(model.cameras.values())))
+        ctx.progress("sfm: frames", 1, 1)
+        timings["frames"] = time.perf_counter() - t0
+    sparse.timings = timings
     return sparse
 
 

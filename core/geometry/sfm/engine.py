@@ -19,7 +19,7 @@ import torch
 
 from ...jobs import JobContext, JobError
 from ...scene import Cameras, SemanticScene
-from ..engine import Keyframe, Reconstruction
+from ..engine import FrameTracks, Keyframe, Reconstruction
 from ..torch_threads import torch_threads
 from .colmap_sfm import SparseModel, run_sfm
 from .depth_filter import backproject, consistency_filter
@@ -52,6 +52,8 @@ class SfmSettings:
     # Seeded mapping runs until two agree on the camera poses (model_consensus): one run folds the model
     # now and then; 1 = a single run with COLMAP's own fresh draw.
     mapping_runs: int = 3
+    # Register the frames between keyframes from their tracks' 3D points (else they are interpolated).
+    register_frames: bool = True
     num_threads: int = 2
     mvs_max_size: int = 320  # longest side of the MVS working resolution
     num_depths: int = 64  # plane hypotheses, uniform in inverse depth
@@ -71,6 +73,17 @@ class SfmSettings:
     seed: int = 0
 
 
+    def sfm_kwargs(self) -> dict:
+        """These settings as keyword arguments of ``run_sfm`` (all but the images, intrinsics and tracks)."""
+        return dict(max_features=self.max_features, overlap=self.match_overlap, num_threads=self.num_threads,
+                    seed=self.seed, mapper=self.mapper, sift_peak_threshold=self.sift_peak_threshold,
+                    min_num_matches=self.min_num_matches, abs_pose_min_inliers=self.abs_pose_min_inliers,
+                    init_min_inliers=self.init_min_inliers, track_min_shared=self.track_min_shared,
+                    track_max_gap=self.track_max_gap, min_tri_angle=self.min_tri_angle,
+                    ba_global_ratio=self.ba_global_ratio, ba_global_max_iterations=self.ba_global_max_iterations,
+                    mapping_runs=self.mapping_runs)
+
+
 class SfmEngine:
     """Classical engine; ``reconstruct`` follows the GeometryEngine protocol."""
 
@@ -85,16 +98,13 @@ class SfmEngine:
         st = self.settings
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        sparse = run_sfm(
-            [kf.image for kf in keyframes], ctx, intrinsics=intrinsics, max_features=st.max_features,
-            overlap=st.match_overlap, num_threads=st.num_threads, seed=st.seed, mapper=st.mapper,
-            sift_peak_threshold=st.sift_peak_threshold, min_num_matches=st.min_num_matches,
-            abs_pose_min_inliers=st.abs_pose_min_inliers, init_min_inliers=st.init_min_inliers,
-            tracks=[kf.tracks for kf in keyframes] if st.use_tracks else None,
-            track_min_shared=st.track_min_shared, track_max_gap=st.track_max_gap, min_tri_angle=st.min_tri_angle,
-            ba_global_ratio=st.ba_global_ratio, ba_global_max_iterations=st.ba_global_max_iterations,
-            mapping_runs=st.mapping_runs,
-        )
+        tracks = [kf.tracks for kf in keyframes] if st.use_tracks else None
+        frames = None
+        if tracks is not None and st.register_frames:  # every tracked frame, keyframes included
+            frames = [f for kf in keyframes if kf.tracks is not None
+                      for f in kf.tracks.between + [FrameTracks(kf.index, kf.tracks.ids, kf.tracks.xy)]]
+        sparse = run_sfm([kf.image for kf in keyframes], ctx, intrinsics=intrinsics, tracks=tracks, frames=frames,
+                         **st.sfm_kwargs())
         timings.update({f"sfm_{k}": v for k, v in sparse.timings.items()})
         timings["sfm"] = time.perf_counter() - t0
         h, w = keyframes[0].image.shape[:2]
@@ -134,6 +144,8 @@ class SfmEngine:
                 "voxel_size": voxel,
                 "timings": timings,
                 "mapping": sparse.mapping,
+                # frames registered from their tracks; keyframes COLMAP registered keep COLMAP's pose
+                "frame_poses": _other_frames(sparse, {int(kf.index) for kf in regs}),
             },
         )
 
@@ -200,3 +212,11 @@ class SfmEngine:
         pts = backproject(fused, K, wfc[r]).reshape(-1, 3)[flat]
         return PointSet(pts.astype(np.float32), imgs[r].reshape(-1, 3)[flat].copy(),
                         confs[r].ravel()[flat].astype(np.float32), np.full(flat.size, r, np.int32))
+
+
+def _other_frames(sparse: SparseModel, registered_frames: set[int]) -> dict:
+    """The track-registered frames that are not registered keyframes: {"index": (R,) int64,
+    "world_from_camera": (R,4,4) float32}."""
+    keep = np.array([int(i) not in registered_frames for i in sparse.frame_index], bool)
+    return {"index": sparse.frame_index[keep],
+            "world_from_camera": sparse.frame_poses[keep].astype(np.float32)}
