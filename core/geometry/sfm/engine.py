@@ -54,6 +54,11 @@ class SfmSettings:
     mapping_runs: int = 3
     # Register the frames between keyframes from their tracks' 3D points (else they are interpolated).
     register_frames: bool = True
+    # Where the focal length's self-calibration starts, x the longest side: 0.8 is a 64 degree field of
+    # view, as phones and depth cameras film rooms (COLMAP's 1.2, 45 degrees, fits photographs). From 1.2 the
+    # calibration settled at 11 % too long a focal on a dev walk, 21-23 cm ATE; from 0.8 within 1 % in
+    # 3 of 3 runs (docs/experiments/geometry.md).
+    focal_factor: float = 0.8
     num_threads: int = 2
     mvs_max_size: int = 320  # longest side of the MVS working resolution
     num_depths: int = 64  # plane hypotheses, uniform in inverse depth
@@ -81,7 +86,7 @@ class SfmSettings:
                     init_min_inliers=self.init_min_inliers, track_min_shared=self.track_min_shared,
                     track_max_gap=self.track_max_gap, min_tri_angle=self.min_tri_angle,
                     ba_global_ratio=self.ba_global_ratio, ba_global_max_iterations=self.ba_global_max_iterations,
-                    mapping_runs=self.mapping_runs)
+                    mapping_runs=self.mapping_runs, focal_factor=self.focal_factor)
 
 
 class SfmEngine:
