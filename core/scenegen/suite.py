@@ -194,16 +194,33 @@ def hard_configs(half: str, **overrides) -> List[RoomConfig]:
     return cfgs
 
 
+_DEV_WALK = [dict(seed=7071, room_type="living", lighting="day", trajectory="walk_loop"),
+             dict(seed=7072, room_type="bedroom", lighting="evening", trajectory="walk_scan")]
+
+
+def dev_walk_configs() -> List[RoomConfig]:
+    """Two textured walks rendered like the suite's, small and fast (320x240, 150 frames at 15 fps, about 3
+    minutes each on 2 cores), training-library furniture: for choosing geometry settings."""
+    libs = training_libraries()
+    cfgs = [RoomConfig(name=f"dev_walk_{i}", room_width=5.0, room_depth=4.0, num_objects=12, width=320, height=240,
+                       frames=150, fps=15.0, samples=2, fast_denoise=True, libraries=libs, **d)
+            for i, d in enumerate(_DEV_WALK)]
+    assert_training_rooms(cfgs)
+    return cfgs
+
+
 #: The named room sets of :func:`named_rooms` (and ``ov3r bench --scenes``).
-ROOM_SETS = ("suite", "validation", "heldout", "hard_dev", "hard_test")
+ROOM_SETS = ("suite", "validation", "heldout", "hard_dev", "hard_test", "dev_walk")
 
 
 def named_rooms(kind: str, n: int = 8) -> List[RoomConfig]:
     """The configs of a named room set: ``"suite"`` (the test suite), ``"validation"`` (``val_*``),
     ``"heldout"`` (``heldout_*``; ``n`` rooms of these two), ``"hard_dev"`` or ``"hard_test"`` (the two
-    halves of the hard set, 3 rooms each: tune on ``hard_dev``, report ``hard_test``)."""
+    halves of the hard set, 3 rooms each: tune on ``hard_dev``, report ``hard_test``) or ``"dev_walk"``
+    (two small textured walks for choosing geometry settings)."""
     sets = {"suite": test_suite, "validation": lambda: validation_configs(n), "heldout": lambda: heldout_configs(n),
-            "hard_dev": lambda: hard_configs("dev"), "hard_test": lambda: hard_configs("test")}
+            "hard_dev": lambda: hard_configs("dev"), "hard_test": lambda: hard_configs("test"),
+            "dev_walk": dev_walk_configs}
     assert set(sets) == set(ROOM_SETS)
     if kind not in sets:
         raise ValueError(f"unknown room set {kind!r} (have {sorted(sets)})")

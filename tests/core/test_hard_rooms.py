@@ -186,3 +186,11 @@ def test_closeup_spots_are_blank():
                              p - tang * sp.clear + n * 0.9]) + n * 0.01
             assert not any(_quad_overlap(footprint_corners(it.center, it.size, it.yaw), view)
                            for it in lay.items if it.top > 0.85)
+
+
+def test_dev_walks_are_training_rooms_apart_from_the_suite():
+    walks = named_rooms("dev_walk")
+    assert [c.name for c in walks] == ["dev_walk_0", "dev_walk_1"]
+    assert all(not set(c.libraries) & set(TEST_LIBRARIES) for c in walks)
+    assert not {c.seed for c in walks} & {c.seed for c in test_suite() + hard_configs("test")}
+    assert all(c.surfaces == "textured" and (c.width, c.height, c.frames) == (320, 240, 150) for c in walks)
