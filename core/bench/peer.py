@@ -178,9 +178,6 @@ def _table(rows: List[Dict]) -> str:
             out.append(f"{side}: mean placed {100 * np.mean([p for p, _ in m]):.1f} %, mean ATE "
                        f"{np.mean([e for _, e in m]):.2f} cm over {len(m)} videos (medians of the runs)")
     return "\n".join(out)
-    if a.json:
-        a.json.write_text(json.dumps(rows, indent=1))
-    return 0
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from ..geometry.engine import FrameTracks
 from ..geometry.frame_placement import place_frames
 from ..geometry.sfm.colmap_sfm import run_sfm
 from ..geometry.sfm.engine import SfmSettings
@@ -54,8 +53,7 @@ def run_variant(video, gt_world_from_camera: np.ndarray, variant: Dict, max_side
         kfs, _ = select_keyframes(frames(), kf_settings)
         tracks = [k.tracks for k in kfs] if variant.pop("use_tracks", True) else None
         variant_frames = variant.pop("register_frames", True) and tracks is not None
-        frames = [f for k in kfs if k.tracks is not None
-                  for f in k.tracks.between + [FrameTracks(k.index, k.tracks.ids, k.tracks.xy)]] if variant_frames else None
+        frames = [f for k in kfs for f in k.tracked_frames()] if variant_frames else None
         sparse = run_sfm([k.image for k in kfs], JobContext(), tracks=tracks, frames=frames,
                          **{**SfmSettings().sfm_kwargs(), **variant})
     except Exception as exc:  # noqa: BLE001 - a variant that fails is a result
@@ -64,10 +62,8 @@ def run_variant(video, gt_world_from_camera: np.ndarray, variant: Dict, max_side
     cams = Cameras(np.repeat(sparse.K[None].astype(np.float32), len(reg), 0),
                    sparse.world_from_camera.astype(np.float32), np.array([k.timestamp for k in reg]),
                    np.array([k.index for k in reg], np.int32), (1, 1))
-    other = [i not in {int(k.index) for k in reg} for i in sparse.frame_index]
     path = place_frames(np.asarray(stamps), np.array([k.index for k in kfs]), cams,
-                        {"index": sparse.frame_index[other], "world_from_camera": sparse.frame_poses[other]}
-                        if variant_frames else None)
+                        {"index": sparse.frame_index, "world_from_camera": sparse.frame_poses})
     return {**score_path(path, gt_world_from_camera), "keyframes": len(kfs), "registered": len(reg),
             "mapping_runs": len(sparse.mapping.get("runs", ())), "agreed": sparse.mapping.get("agreed"),
             "s": time.perf_counter() - t0}

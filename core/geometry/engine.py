@@ -59,6 +59,12 @@ class Keyframe:
     timestamp: float
     tracks: KeyframeTracks | None = None
 
+    def tracked_frames(self) -> list[FrameTracks]:
+        """The tracks of the frames since the previous keyframe and of this one, in order ([] untracked)."""
+        if self.tracks is None:
+            return []
+        return self.tracks.between + [FrameTracks(self.index, self.tracks.ids, self.tracks.xy)]
+
 
 @dataclass
 class Reconstruction:

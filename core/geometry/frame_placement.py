@@ -28,8 +28,9 @@ def place_frames(timestamps: np.ndarray, keyframe_index: np.ndarray, cameras: Ca
     timestamps:     (F,) float64 seconds of every decoded frame.
     keyframe_index: (K,) int, increasing: the frames given to the engine.
     cameras:        the engine's registered keyframes (``frame_index`` a subset of ``keyframe_index``).
-    frame_poses:    other frames the engine registered itself: {"index": (R,) int, "world_from_camera":
-                    (R,4,4)}; they count as registered, wherever they lie.
+    frame_poses:    frames the engine registered itself: {"index": (R,) int, "world_from_camera":
+                    (R,4,4)}; they count as registered, wherever they lie (a registered keyframe keeps the
+                    pose in ``cameras``).
     """
     ts = np.asarray(timestamps, np.float64)
     f = len(ts)
@@ -66,7 +67,7 @@ def place_frames(timestamps: np.ndarray, keyframe_index: np.ndarray, cameras: Ca
     status[np.isin(frames, reg)] = REGISTERED
     if frame_poses is not None and len(frame_poses["index"]):
         own = np.asarray(frame_poses["index"], np.int64)
-        inside = (own >= 0) & (own < f)
+        inside = (own >= 0) & (own < f) & ~np.isin(own, reg)
         own = own[inside]
         out[own] = np.asarray(frame_poses["world_from_camera"], np.float64)[inside]
         status[own] = REGISTERED

@@ -136,13 +136,11 @@ def _thin(keyframes: list[Keyframe], keep: np.ndarray) -> list[Keyframe]:
     pending: list[FrameTracks] = []
     kept = set(keep.tolist())
     for i, kf in enumerate(keyframes):
-        t = kf.tracks
         if i not in kept:
-            if t is not None:
-                pending += t.between + [FrameTracks(kf.index, t.ids, t.xy)]
+            pending += kf.tracked_frames()
             continue
-        if t is not None and pending:
-            kf = replace(kf, tracks=replace(t, between=pending + t.between))
+        if kf.tracks is not None and pending:
+            kf = replace(kf, tracks=replace(kf.tracks, between=pending + kf.tracks.between))
         pending = []
         out.append(kf)
     return out

@@ -19,7 +19,7 @@ import torch
 
 from ...jobs import JobContext, JobError
 from ...scene import Cameras, SemanticScene
-from ..engine import FrameTracks, Keyframe, Reconstruction
+from ..engine import Keyframe, Reconstruction
 from ..torch_threads import torch_threads
 from .colmap_sfm import SparseModel, run_sfm
 from .depth_filter import backproject, consistency_filter
@@ -76,7 +76,6 @@ class SfmSettings:
     device: str = "auto"  # torch device of the plane sweep: "auto" = CUDA when present
     seed: int = 0
 
-
     def sfm_kwargs(self) -> dict:
         """These settings as keyword arguments of ``run_sfm`` (all but the images, intrinsics and tracks)."""
         return dict(max_features=self.max_features, overlap=self.match_overlap, num_threads=self.num_threads,
@@ -103,10 +102,7 @@ class SfmEngine:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         tracks = [kf.tracks for kf in keyframes] if st.use_tracks else None
-        frames = None
-        if tracks is not None and st.register_frames:  # every tracked frame, keyframes included
-            frames = [f for kf in keyframes if kf.tracks is not None
-                      for f in kf.tracks.between + [FrameTracks(kf.index, kf.tracks.ids, kf.tracks.xy)]]
+        frames = [f for kf in keyframes for f in kf.tracked_frames()] if tracks and st.register_frames else None
         sparse = run_sfm([kf.image for kf in keyframes], ctx, intrinsics=intrinsics, tracks=tracks, frames=frames,
                          **st.sfm_kwargs())
         timings.update({f"sfm_{k}": v for k, v in sparse.timings.items()})
@@ -148,8 +144,8 @@ class SfmEngine:
                 "voxel_size": voxel,
                 "timings": timings,
                 "mapping": sparse.mapping,
-                # frames registered from their tracks; keyframes COLMAP registered keep COLMAP's pose
-                "frame_poses": _other_frames(sparse, {int(kf.index) for kf in regs}),
+                "frame_poses": {"index": sparse.frame_index,
+                                "world_from_camera": sparse.frame_poses.astype(np.float32)},
             },
         )
 
@@ -217,10 +213,3 @@ class SfmEngine:
         return PointSet(pts.astype(np.float32), imgs[r].reshape(-1, 3)[flat].copy(),
                         confs[r].ravel()[flat].astype(np.float32), np.full(flat.size, r, np.int32))
 
-
-def _other_frames(sparse: SparseModel, registered_frames: set[int]) -> dict:
-    """The track-registered frames that are not registered keyframes: {"index": (R,) int64,
-    "world_from_camera": (R,4,4) float32}."""
-    keep = np.array([int(i) not in registered_frames for i in sparse.frame_index], bool)
-    return {"index": sparse.frame_index[keep],
-            "world_from_camera": sparse.frame_poses[keep].astype(np.float32)}

@@ -59,13 +59,11 @@ def register_frames(frames: list[FrameTracks], ids: np.ndarray, xyz: np.ndarray,
     options.ransac.max_error = max_error_px
     index, poses = [], []
     for f in frames:
-        rows = np.searchsorted(ids, f.ids)
-        rows = np.minimum(rows, max(len(ids) - 1, 0))
-        seen = (len(ids) > 0) & (ids[rows] == f.ids) if len(ids) else np.zeros(len(f.ids), bool)
+        seen = np.isin(f.ids, ids)
         if seen.sum() < min_inliers:
             continue
         xy = f.xy[seen].astype(np.float64) + 0.5  # COLMAP puts pixel centres at +0.5
-        found = pycolmap.estimate_and_refine_absolute_pose(xy, xyz[rows[seen]], camera, options)
+        found = pycolmap.estimate_and_refine_absolute_pose(xy, xyz[np.searchsorted(ids, f.ids[seen])], camera, options)
         if found is None or found["num_inliers"] < max(min_inliers, min_inlier_ratio * len(xy)):
             continue
         m = np.eye(4)
