@@ -130,6 +130,8 @@ def reconstruct_video(video: str | Path, ctx: JobContext, settings: ReconstructS
     metadata["registered_keyframes"] = len(rec.cameras)
     if rec.extras.get("mapping"):
         metadata["mapping"] = rec.extras["mapping"]
+    if "filled" in rec.extras:
+        metadata["filled"] = rec.extras["filled"]
     path = place_frames(np.asarray(stamps), np.array([kf.index for kf in keyframes]), rec.cameras,
                         rec.extras.get("frame_poses"))
     metadata["coverage"] = coverage = coverage_report(path, {kf.index: kf.image for kf in keyframes})

@@ -81,7 +81,7 @@ def _oracle_labels(res, images, scene_dir: Path) -> np.ndarray:
     return lut[np.where(res.segment_id >= 0, res.segment_id, len(lut) - 1)]
 
 
-def _run_engine(engine: str, scene: Dict, semantics: Optional[str] = "compact"):
+def _run_engine(engine: str, scene: Dict, semantics: Optional[str] = "compact", engine_settings: Optional[Dict] = None):
     """-> (points (N,3), labels (N,) class ids or None, keyframe world_from_camera, frame indices, seconds)."""
     t0 = time.perf_counter()
     if engine == "gt-geometry":
@@ -111,13 +111,14 @@ def _run_engine(engine: str, scene: Dict, semantics: Optional[str] = "compact"):
 
     K = scene["cameras"]["intrinsics"]
     settings = ReconstructSettings(engine=engine, intrinsics=(K[0, 0], K[1, 1], K[0, 2], K[1, 2]),
-                                   semantics=semantics or None)
+                                   semantics=semantics or None, engine_settings=dict(engine_settings or {}))
     res = reconstruct_video(scene["video"], JobContext(), settings)
     return (np.asarray(res.points, np.float64), _closed_set_labels(res), np.asarray(res.cameras.world_from_camera,
             np.float64), np.asarray(res.cameras.frame_index), time.perf_counter() - t0)
 
 
-def evaluate_scene(engine: str, path: Path, semantics: Optional[str] = "compact") -> Dict:
+def evaluate_scene(engine: str, path: Path, semantics: Optional[str] = "compact",
+                   engine_settings: Optional[Dict] = None) -> Dict:
     from . import metrics as M
     from .semantic_metrics import confusion_matrix, transfer_labels
     from ..scenegen.taxonomy import CLASSES
@@ -125,7 +126,7 @@ def evaluate_scene(engine: str, path: Path, semantics: Optional[str] = "compact"
     scene = load_scene(path)
     gt_pts = scene["gt_cloud"]["points"].astype(np.float64)
     gt_W = scene["cameras"]["world_from_camera"]
-    pts, labels, Wc, fi, secs = _run_engine(engine, scene, semantics)
+    pts, labels, Wc, fi, secs = _run_engine(engine, scene, semantics, engine_settings)
     n_frames = len(gt_W)
     row: Dict = {"scene": scene["info"]["config"]["name"], "hash": scene["info"]["hash"][:12], "engine": engine,
                  "frames": n_frames, "seconds": secs, "fps": n_frames / max(secs, 1e-9), "points": int(len(pts))}
@@ -166,12 +167,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--semantics", default="compact", choices=["compact", "openclip", "oracle", "none"],
                    help="image encoder of the semantics stage (none: geometry only; oracle: each 2D mask's GT "
                         "class, the segments' ceiling; gt-geometry only)")
+    p.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
+                   help="engine settings (fields of e.g. SfmSettings; values in JSON: planar_fill=false)")
     p.add_argument("--json", type=Path, help="also write the results here")
     a = p.parse_args(argv)
+    try:
+        engine_settings = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.set)}
+    except ValueError:
+        p.error("--set takes NAME=VALUE pairs with JSON values")
+    if engine_settings:
+        from ..geometry import get_engine
+
+        try:
+            get_engine(a.engine, **engine_settings)  # a typo fails here, not after the first room's decoding
+        except (TypeError, ValueError) as exc:
+            p.error(f"--set: {exc}")
     sem_kind = None if a.semantics == "none" else a.semantics
     if sem_kind == "oracle" and a.engine != "gt-geometry":
         p.error("--semantics oracle needs --engine gt-geometry")
-    rows = [evaluate_scene(a.engine, s, sem_kind) for s in resolve_scenes(a.scenes)]
+    rows = [evaluate_scene(a.engine, s, sem_kind, engine_settings) for s in resolve_scenes(a.scenes)]
     cols = ["scene", "engine", "frames", "fps", "points", "ate_cm", "acc_cm", "comp_cm", "f@1cm", "f@2cm", "f@5cm"]
     print(_markdown(rows, cols))
     # each scene's confusion matrix too, so runs over parts of a room set can be pooled afterwards
