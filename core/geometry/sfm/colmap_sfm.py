@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,19 +242,36 @@ def run_sfm(
                                          min_num_matches, intrinsics is not None)
                 runs += [_mapping_run(models, seed)] if models else []
             else:
-                while not runs or (mapping_runs > 1 and needs_another_run(runs, mapping_runs)):
-                    k = len(runs)
+                def mapping(k: int, database: Path, threads: int, tick) -> dict:
                     out = work / "sparse" / str(k)
                     out.mkdir()
-                    models = _incremental_mapping(
-                        db, img_dir, out, ctx, token, n, num_threads, seed + k, mapping_runs > 1,
+                    return _incremental_mapping(
+                        database, img_dir, out, tick, token, threads, seed + k, mapping_runs > 1,
                         min_registered, min_num_matches, abs_pose_min_inliers, init_min_inliers, min_tri_angle,
-                        abs_pose_max_error, ba_global_ratio, ba_global_max_iterations, intrinsics is not None,
-                        label="sfm: mapping" if k == 0 else f"sfm: mapping (check run {k + 1})")
+                        abs_pose_max_error, ba_global_ratio, ba_global_max_iterations, intrinsics is not None)
+
+                if mapping_runs > 1:
+                    # The first two runs at once, half the threads each: pycolmap releases the GIL, and much of
+                    # incremental mapping is one thread, so the pair takes little longer than one run.
+                    shutil.copy(db, work / "database_1.db")  # SQLite refuses a second open at the same moment now and then
+                    tick = _progress_ticker(ctx, "sfm: mapping (2 runs)", 2 * n)
+                    with ThreadPoolExecutor(2) as pool:
+                        pair = [pool.submit(mapping, k, database, max(1, num_threads // 2), tick)
+                                for k, database in enumerate((db, work / "database_1.db"))]
+                        results = [f.result() for f in pair]
+                else:
+                    results = [mapping(0, db, num_threads, _progress_ticker(ctx, "sfm: mapping", n))]
+                ctx.check_cancel()
+                runs += [_mapping_run(models, seed + k) for k, models in enumerate(results) if models]
+                tried = len(results)
+                # Then one run at a time while no two agree: with seeds that no run used yet.
+                while runs and tried < mapping_runs and needs_another_run(runs, mapping_runs):
+                    models = mapping(tried, db, num_threads,
+                                     _progress_ticker(ctx, f"sfm: mapping (check run {tried + 1})", n))
                     ctx.check_cancel()
-                    if not models:
-                        break  # no seed finds an initial pair the first one missed
-                    runs.append(_mapping_run(models, seed + k))
+                    if models:
+                        runs.append(_mapping_run(models, seed + tried))
+                    tried += 1
         ctx.progress("sfm: mapping", n, n)
         timings["mapping"] = time.perf_counter() - t0
     finally:
@@ -289,11 +307,12 @@ def _mapping_run(models: dict, seed: int) -> MappingRun:
                       float(rec.compute_mean_reprojection_error()), rec)
 
 
-def _incremental_mapping(db: Path, img_dir: Path, out: Path, ctx: JobContext, token: object, n: int,
+def _incremental_mapping(db: Path, img_dir: Path, out: Path, on_image, token: object,
                          num_threads: int, seed: int, seed_ransac: bool, min_registered: int, min_num_matches: int,
                          abs_pose_min_inliers: int, init_min_inliers: int, min_tri_angle: float,
                          abs_pose_max_error: float, ba_global_ratio: float, ba_global_max_iterations: int,
-                         fixed_intrinsics: bool, label: str = "sfm: mapping") -> dict:
+                         fixed_intrinsics: bool) -> dict:
+    """One pycolmap incremental mapping call; ``on_image()`` is called as each image is registered."""
     import pycolmap
 
     opts = pycolmap.IncrementalPipelineOptions()
@@ -319,15 +338,23 @@ def _incremental_mapping(db: Path, img_dir: Path, out: Path, ctx: JobContext, to
         opts.ba_refine_extra_params = False
         opts.mapper.abs_pose_refine_focal_length = False
         opts.mapper.abs_pose_refine_extra_params = False
-    registered_count = [0]
-
-    def on_next_image() -> None:
-        registered_count[0] += 1
-        if ctx.progress_fn is not None and not ctx.cancel_event.is_set():
-            ctx.progress_fn(label, min(registered_count[0] + 1, n), n)
-
-    return pycolmap.incremental_mapping(db, img_dir, out, options=opts, next_image_callback=on_next_image,
+    return pycolmap.incremental_mapping(db, img_dir, out, options=opts, next_image_callback=on_image,
                                         cancellation_token=token)
+
+
+def _progress_ticker(ctx: JobContext, label: str, total: int):
+    """A callback for pycolmap's registered images that reports ``label`` progress out of ``total``; safe to
+    share between mapping runs in two threads (one report at a time)."""
+    count = [0]
+    lock = threading.Lock()
+
+    def tick() -> None:
+        with lock:
+            count[0] += 1
+            if ctx.progress_fn is not None and not ctx.cancel_event.is_set():
+                ctx.progress_fn(label, min(count[0] + 1, total), total)
+
+    return tick
 
 
 def _global_mapping(db: Path, img_dir: Path, out: Path, num_threads: int, seed: int, min_registered: int,
