@@ -149,8 +149,8 @@ class SfmEngine:
         ctx.progress("fusion", 2, 2)
         timings["fusion"] = time.perf_counter() - t0
         if len(cloud) == 0:
-            raise JobError("camera motion was recovered but no dense surface passed the checks; "
-                           "is the scene textured and in focus?")
+            raise JobError(f"camera motion was recovered for {len(sparse.registered)} of {len(keyframes)} keyframes "
+                           "but no dense surface passed the checks; is the scene textured and in focus?")
         return Reconstruction(
             cloud.points, cloud.colors, cloud.confidence, cloud.frame_id, cameras,
             extras={
