@@ -205,6 +205,9 @@ def run_sfm(
         timings["features"] = time.perf_counter() - t0
 
         use_tracks = tracks is not None and any(t is not None and len(t.ids) for t in tracks)
+        # Each seeded mapping run verifies its own copy of the matches with its own seed: runs that share one
+        # verification draw land in the same basin, a wrong one included (docs/experiments/geometry.md).
+        verify_per_run = use_tracks and mapper != "global" and mapping_runs > 1
         matching = pycolmap.FeatureMatchingOptions()
         matching.num_threads = num_threads
         matching.use_gpu = False
@@ -225,10 +228,8 @@ def run_sfm(
                 pairs = add_track_matches(db, names, list(tracks), track_min_shared, track_max_gap)
                 pairs_txt = work / "pairs.txt"
                 pairs_txt.write_text("".join(f"{a} {b}\n" for a, b in pairs))
-                verify = pycolmap.TwoViewGeometryOptions()
-                verify.min_num_inliers = min_num_matches
-                verify.ransac.max_error = verify_max_error
-                pycolmap.verify_matches(db, pairs_txt, options=verify, cancellation_token=token)
+                if not verify_per_run:
+                    _verify(db, pairs_txt, seed, min_num_matches, verify_max_error, token)
         ctx.progress("sfm: matching", 1, 1)
         timings["matching"] = time.perf_counter() - t0
 
@@ -242,7 +243,13 @@ def run_sfm(
                                          min_num_matches, intrinsics is not None)
                 runs += [_mapping_run(models, seed)] if models else []
             else:
-                def mapping(k: int, database: Path, threads: int, tick) -> dict:
+                def mapping(k: int, threads: int, tick) -> dict:
+                    database = db
+                    if mapping_runs > 1:  # a copy each: SQLite refuses a second open at the same moment now and then
+                        database = work / f"database_{k}.db"
+                        shutil.copy(db, database)
+                        if verify_per_run:
+                            _verify(database, pairs_txt, seed + k, min_num_matches, verify_max_error, token)
                     out = work / "sparse" / str(k)
                     out.mkdir()
                     return _incremental_mapping(
@@ -253,20 +260,18 @@ def run_sfm(
                 if mapping_runs > 1:
                     # The first two runs at once, half the threads each: pycolmap releases the GIL, and much of
                     # incremental mapping is one thread, so the pair takes little longer than one run.
-                    shutil.copy(db, work / "database_1.db")  # SQLite refuses a second open at the same moment now and then
                     tick = _progress_ticker(ctx, "sfm: mapping (2 runs)", 2 * n)
                     with ThreadPoolExecutor(2) as pool:
-                        pair = [pool.submit(mapping, k, database, max(1, num_threads // 2), tick)
-                                for k, database in enumerate((db, work / "database_1.db"))]
+                        pair = [pool.submit(mapping, k, max(1, num_threads // 2), tick) for k in (0, 1)]
                         results = [f.result() for f in pair]
                 else:
-                    results = [mapping(0, db, num_threads, _progress_ticker(ctx, "sfm: mapping", n))]
+                    results = [mapping(0, num_threads, _progress_ticker(ctx, "sfm: mapping", n))]
                 ctx.check_cancel()
                 runs += [_mapping_run(models, seed + k) for k, models in enumerate(results) if models]
                 tried = len(results)
                 # Then one run at a time while no two agree: with seeds that no run used yet.
                 while runs and tried < mapping_runs and needs_another_run(runs, mapping_runs):
-                    models = mapping(tried, db, num_threads,
+                    models = mapping(tried, num_threads,
                                      _progress_ticker(ctx, f"sfm: mapping (check run {tried + 1})", n))
                     ctx.check_cancel()
                     if models:
@@ -340,6 +345,17 @@ def _incremental_mapping(db: Path, img_dir: Path, out: Path, on_image, token: ob
         opts.mapper.abs_pose_refine_extra_params = False
     return pycolmap.incremental_mapping(db, img_dir, out, options=opts, next_image_callback=on_image,
                                         cancellation_token=token)
+
+
+def _verify(db: Path, pairs_txt: Path, seed: int, min_inliers: int, max_error: float, token: object) -> None:
+    """COLMAP's geometric verification of the pairs listed in ``pairs_txt``, in ``db``, its RANSAC seeded."""
+    import pycolmap
+
+    verify = pycolmap.TwoViewGeometryOptions()
+    verify.min_num_inliers = min_inliers
+    verify.ransac.max_error = max_error
+    verify.ransac.random_seed = seed
+    pycolmap.verify_matches(db, pairs_txt, options=verify, cancellation_token=token)
 
 
 def _progress_ticker(ctx: JobContext, label: str, total: int):
