@@ -7,17 +7,12 @@ import functools
 import cv2
 import numpy as np
 import pytest
-from ov3r.core.geometry.sfm.depth_filter import backproject
+from ov3r.core.geometry.sfm.depth_filter import backproject, pixel_rays
 from ov3r.core.geometry.sfm.planar_fill import fill_planar, homogeneous_regions
 from ov3r.core.geometry.sfm.room_box import RoomBox, find_room_box
 from sfm_synthetic import room_orbit
 
 ROOM = RoomBox(np.concatenate([-np.eye(3), np.eye(3)]), np.array([2.0, 1.5, 2.0, 2.0, 1.5, 2.0]))  # render_room's walls
-
-
-def _rays(K: np.ndarray, h: int, w: int) -> np.ndarray:
-    v, u = np.mgrid[0:h, 0:w]
-    return np.stack([u.ravel() + 0.5, v.ravel() + 0.5, np.ones(h * w)], 1) @ np.linalg.inv(K).T
 
 
 @functools.lru_cache(maxsize=1)
@@ -28,7 +23,7 @@ def _blank_wall_view():
     K, poses, imgs, depths = room_orbit(n=1, w=200, h=150, arc_deg=0.0)
     wfc, img, gt = poses[0], imgs[0].copy(), depths[0]
     h, w = gt.shape
-    box = ROOM.depth(wfc, _rays(K, h, w)).reshape(h, w)
+    box = ROOM.depth(wfc, pixel_rays(K, h, w)).reshape(h, w)
     hit = backproject(gt, K, wfc).reshape(h, w, 3)
     back = (np.abs(gt - box) < 1e-3 * gt) & (np.abs(hit[..., 2] + 2.0) < 5e-3)
     img[back] = (205, 200, 195)
@@ -92,8 +87,8 @@ def test_the_room_box_is_found_in_the_dense_points():
     assert box is not None
     h, w = depths[0].shape
     for p, gt in zip(poses, depths):
-        bd = box.depth(p, _rays(K, h, w)).reshape(h, w)
-        truth = ROOM.depth(p, _rays(K, h, w)).reshape(h, w)
+        bd = box.depth(p, pixel_rays(K, h, w)).reshape(h, w)
+        truth = ROOM.depth(p, pixel_rays(K, h, w)).reshape(h, w)
         room = np.abs(gt - truth) < 1e-3 * gt  # pixels that see the room's walls, floor or ceiling
         seen = np.isfinite(bd)
         assert (room & seen).sum() > 0.8 * room.sum() * 0.5  # most walls found (an unseen side stays open)

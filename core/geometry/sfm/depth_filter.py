@@ -11,12 +11,16 @@ from __future__ import annotations
 import numpy as np
 
 
+def pixel_rays(K: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(H*W,3) float64 camera-frame rays K^-1 [u,v,1] through the pixel centres, row-major (z = 1)."""
+    v, u = np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing="ij")
+    return np.stack([u.ravel(), v.ravel(), np.ones(h * w)], 1) @ np.linalg.inv(K).T
+
+
 def backproject(depth: np.ndarray, K: np.ndarray, world_from_cam: np.ndarray) -> np.ndarray:
     """depth (H,W) -> world points (H*W,3) float64 (rows of zero depth give the camera centre)."""
     h, w = depth.shape
-    v, u = np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing="ij")
-    rays = np.stack([u.ravel(), v.ravel(), np.ones(h * w)], 1) @ np.linalg.inv(K).T
-    cam = rays * depth.reshape(-1, 1)
+    cam = pixel_rays(K, h, w) * depth.reshape(-1, 1)
     return cam @ world_from_cam[:3, :3].T + world_from_cam[:3, 3]
 
 

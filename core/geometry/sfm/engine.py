@@ -24,7 +24,7 @@ from ...scene import Cameras, SemanticScene
 from ..engine import Keyframe, Reconstruction
 from ..torch_threads import torch_threads
 from .colmap_sfm import SparseModel, run_sfm
-from .depth_filter import backproject, consistency_filter
+from .depth_filter import backproject, consistency_filter, pixel_rays
 from .fusion import PointSet, scene_extent, statistical_outliers, voxel_downsample
 from .plane_sweep import plane_sweep
 from .planar_fill import PlanarFillSettings, fill_planar
@@ -233,8 +233,7 @@ class SfmEngine:
         ctx.progress("dense: planes", 0, 2 * m)
         box = find_room_box(measured, wfc, scene_extent(measured) / st.box_bins, seed=st.seed) if st.room_box else None
         h, w = kept[0].shape
-        v, u = np.mgrid[0:h, 0:w]
-        rays = np.stack([u.ravel() + 0.5, v.ravel() + 0.5, np.ones(h * w)], 1) @ np.linalg.inv(K).T
+        rays = pixel_rays(K, h, w)
         fills = []
         for r in range(m):
             ctx.check_cancel()

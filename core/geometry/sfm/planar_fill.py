@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .depth_filter import pixel_rays
+
 
 @dataclass
 class PlanarFillSettings:
@@ -106,8 +108,7 @@ def fill_planar(depth: np.ndarray, image: np.ndarray, K: np.ndarray, settings: P
     h, w = depth.shape
     labels = homogeneous_regions(image, st.canny_low, st.canny_high)
     out = np.zeros((h, w), np.float32)
-    v, u = np.mgrid[0:h, 0:w]
-    rays = np.stack([u + 0.5, v + 0.5, np.ones((h, w))], -1) @ np.linalg.inv(K).T  # (H,W,3), z = 1
+    rays = pixel_rays(K, h, w).reshape(h, w, 3)
     unit = rays / np.linalg.norm(rays, axis=-1, keepdims=True)
     rng = np.random.default_rng(st.seed)
     for rows, cols, region, near in _regions(labels, st.min_region_frac * h * w, st.border_px):
