@@ -142,7 +142,12 @@ def evaluate(scene_dir: Path, frames: int, points: int, encoder_kind: str, thres
         row["at_threshold"] = {"threshold": query_threshold, "precision": tp_t / max(sel_t.sum(), 1),
                                "recall": tp_t / max(truth.sum(), 1)}
         if name in SYNONYMS:
-            row["synonym_same_top"] = bool(query(scene, SYNONYMS[name], enc).order[0] == r.order[0])
+            syn = query(scene, SYNONYMS[name], enc)
+            row["synonym_same_top"] = bool(syn.order[0] == r.order[0])
+            # near-ties swap the first two: also whether the synonym's best segment is mostly the class
+            # and whether both rank the same three segments first
+            row["synonym_top_is_class"] = bool((sem[seg == syn.order[0]] == c).mean() >= 0.5)
+            row["synonym_same_top3"] = bool(set(syn.order[:3].tolist()) == set(r.order[:3].tolist()))
         q[name] = row
     out["queries"] = q
     return out

@@ -82,7 +82,8 @@ def _oracle_labels(res, images, scene_dir: Path) -> np.ndarray:
 
 
 def _run_engine(engine: str, scene: Dict, semantics: Optional[str] = "compact", engine_settings: Optional[Dict] = None):
-    """-> (points (N,3), labels (N,) class ids or None, keyframe world_from_camera, frame indices, seconds)."""
+    """-> (points (N,3), labels (N,) class ids or None, keyframe world_from_camera, frame indices, seconds,
+    the result's stage timings in seconds)."""
     t0 = time.perf_counter()
     if engine == "gt-geometry":
         from ..jobs import JobContext
@@ -93,19 +94,19 @@ def _run_engine(engine: str, scene: Dict, semantics: Optional[str] = "compact", 
         if semantics == "oracle":
             return (np.asarray(res.points, np.float64), _oracle_labels(res, images, scene["root"]),
                     np.asarray(res.cameras.world_from_camera, np.float64), np.asarray(res.cameras.frame_index),
-                    time.perf_counter() - t0)
+                    time.perf_counter() - t0, {})
         if semantics:
             run_semantics(res, images, JobContext(), SemanticsSettings.from_env(semantics))
         return (np.asarray(res.points, np.float64), _closed_set_labels(res) if semantics else None,
                 np.asarray(res.cameras.world_from_camera, np.float64), np.asarray(res.cameras.frame_index),
-                time.perf_counter() - t0)
+                time.perf_counter() - t0, dict(res.metadata.get("timings") or {}))
     if engine == "gt":
         gt = scene["gt_cloud"]
         rng = np.random.default_rng(0)
         idx = rng.choice(len(gt["points"]), size=min(len(gt["points"]), 100_000), replace=False)
         Wc = scene["cameras"]["world_from_camera"]
         fi = np.arange(0, len(Wc), max(1, len(Wc) // 30))
-        return gt["points"][idx], gt["semantic"][idx].astype(np.int64), Wc[fi], fi, time.perf_counter() - t0
+        return gt["points"][idx], gt["semantic"][idx].astype(np.int64), Wc[fi], fi, time.perf_counter() - t0, {}
     from ..jobs import JobContext
     from ..pipeline import ReconstructSettings, reconstruct_video
 
@@ -114,7 +115,8 @@ def _run_engine(engine: str, scene: Dict, semantics: Optional[str] = "compact", 
                                    semantics=semantics or None, engine_settings=dict(engine_settings or {}))
     res = reconstruct_video(scene["video"], JobContext(), settings)
     return (np.asarray(res.points, np.float64), _closed_set_labels(res), np.asarray(res.cameras.world_from_camera,
-            np.float64), np.asarray(res.cameras.frame_index), time.perf_counter() - t0)
+            np.float64), np.asarray(res.cameras.frame_index), time.perf_counter() - t0,
+            dict(res.metadata.get("timings") or {}))
 
 
 def evaluate_scene(engine: str, path: Path, semantics: Optional[str] = "compact",
@@ -126,10 +128,11 @@ def evaluate_scene(engine: str, path: Path, semantics: Optional[str] = "compact"
     scene = load_scene(path)
     gt_pts = scene["gt_cloud"]["points"].astype(np.float64)
     gt_W = scene["cameras"]["world_from_camera"]
-    pts, labels, Wc, fi, secs = _run_engine(engine, scene, semantics, engine_settings)
+    pts, labels, Wc, fi, secs, timings = _run_engine(engine, scene, semantics, engine_settings)
     n_frames = len(gt_W)
     row: Dict = {"scene": scene["info"]["config"]["name"], "hash": scene["info"]["hash"][:12], "engine": engine,
                  "frames": n_frames, "seconds": secs, "fps": n_frames / max(secs, 1e-9), "points": int(len(pts))}
+    row.update({f"{k}_s": float(v) for k, v in timings.items() if k.startswith("semantics.")})
     if len(pts) == 0 or len(fi) < 3:
         row["error"] = "too few points or cameras"
         return row

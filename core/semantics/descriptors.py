@@ -10,6 +10,13 @@ masks)``), which may use the mask. Crop kinds (``CROPS``):
 - ``"context"``: 25 % margin, the surroundings kept (the mask says which part is the object:
   a bed's headboard is easier to name with the mattress beside it);
 - ``"both"``: the normalised sum of the two descriptors (two encoder passes).
+
+Pooling (``POOLINGS``): ``"crop"`` encodes each crop on its own (one backbone pass per mask);
+``"dense"`` runs the backbone once over the whole image and pools its feature maps inside each mask
+and its context crop (the paper's mask-averaged patch embeddings; encoders whose ``pools_regions``
+is true, through their ``encode_regions``; the others are cropped);
+``"hybrid"`` pools the large masks and crops the small ones, whose few feature cells would blur
+into their surroundings.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import numpy as np
 GREY = 127
 CROP_KINDS = {"masked": (0.1, "grey"), "context": (0.25, "keep")}  # kind -> (margin, background)
 CROPS = ("masked", "context", "both")
+POOLINGS = ("crop", "dense", "hybrid")
 DEFAULT_CROP = "context"  # chosen on the validation rooms (docs/experiments/history.md); fusion weights record their own
 
 
@@ -98,3 +106,65 @@ def mask_descriptors(image: np.ndarray, masks: Sequence[np.ndarray], encoder: Im
     d = sum(encode_crops(encoder, *mask_crops(image, masks, size, margin, bg), batch)
             for margin, bg in crop_kinds(crop))
     return normalise(d)
+
+
+def crop_boxes(masks: Sequence[np.ndarray], margin: float) -> np.ndarray:
+    """(K,4) float64 square context crops ``x0, y0, x1, y1`` (image pixels, may leave the image) of
+    masks K x (H,W) bool, as :func:`mask_crops` cuts them; an empty mask gets a zero box."""
+    out = np.zeros((len(masks), 4))
+    for k, m in enumerate(masks):
+        ys = np.flatnonzero(m.any(1))
+        xs = np.flatnonzero(m.any(0))
+        if len(ys) == 0:
+            continue
+        half = max(xs[-1] + 1 - xs[0], ys[-1] + 1 - ys[0]) * (1 + 2 * margin) / 2
+        cx, cy = (xs[0] + xs[-1] + 1) / 2, (ys[0] + ys[-1] + 1) / 2
+        out[k] = cx - half, cy - half, cx + half, cy + half
+    return out
+
+
+def region_weights(masks: Sequence[np.ndarray], boxes: np.ndarray, long_side: int = 256
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Masks K x (H,W) bool and their crop boxes (K,4) -> object weights and crop-box weights, each
+    (K,h,w) float32 in [0,1] at ``long_side`` pixels on the long side (area-averaged: the finest
+    feature map pooled is coarser)."""
+    H, W = masks[0].shape
+    s = min(1.0, long_side / max(H, W))
+    w, h = max(1, round(W * s)), max(1, round(H * s))
+    obj = np.stack([cv2.resize(m.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) for m in masks])
+    b = np.clip(np.round(boxes * s), 0, [w, h, w, h]).astype(int)
+    box = np.zeros((len(masks), h, w), np.float32)
+    for k, (x0, y0, x1, y1) in enumerate(b):
+        box[k, y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)] = 1.0
+    return obj, box
+
+
+def pooled_descriptors(image: np.ndarray, masks: Sequence[np.ndarray], encoder, size: int = 224,
+                       crop: str = "context", pooling: str = "dense", scale: float = 2.5,
+                       min_side: float = 0.0, small_scale: float | None = None, batch: int = 32) -> np.ndarray:
+    """(K,D) L2-normalised descriptors of ``masks`` (K x (H,W) bool) in ``image`` (H,W,3) uint8 by
+    ``pooling`` (one of ``POOLINGS``): the image encoded once (``encoder.encode_regions``, the backbone
+    at ``scale`` crop sizes) and each mask's maps pooled; with "hybrid", masks whose crop side is under
+    ``min_side`` of the image's long side are cropped (:func:`mask_descriptors`), or, with
+    ``small_scale``, pooled from a second pass of the image at that many crop sizes."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; use one of {', '.join(POOLINGS)}")
+    if pooling == "crop" or len(masks) == 0 or not getattr(encoder, "pools_regions", False):
+        return mask_descriptors(image, masks, encoder, size, crop, batch)
+    margin = crop_kinds(crop)[-1][0]
+    boxes = crop_boxes(masks, margin)
+    pooled = np.ones(len(masks), bool)
+    if pooling == "hybrid":
+        pooled = (boxes[:, 2] - boxes[:, 0]) >= min_side * max(image.shape[:2])
+    out = np.zeros((len(masks), encoder.dim), np.float32)
+    idx = np.flatnonzero(pooled)
+    if len(idx):
+        w, box = region_weights([masks[i] for i in idx], boxes[idx])
+        out[idx] = encoder.encode_regions(image, w, box, scale)
+    rest = np.flatnonzero(~pooled)
+    if len(rest) and small_scale:
+        w, box = region_weights([masks[i] for i in rest], boxes[rest])
+        out[rest] = encoder.encode_regions(image, w, box, small_scale)
+    elif len(rest):
+        out[rest] = mask_descriptors(image, [masks[i] for i in rest], encoder, size, crop, batch)
+    return normalise(out)

@@ -2,16 +2,21 @@
 
 Per registered keyframe (progress "semantics: segments"): depth of the reconstruction by
 z-buffer (``projection.render_depth``) -> 2D masks (classical or SAM) -> one descriptor per
-mask (``descriptors.mask_descriptors``). Then "semantics: lifting": masks -> 3D segments
-(``lifting.lift_into_scene``). Encoders: "compact" (shipped weights, all-MiniLM-L6-v2 space)
-or "openclip" (a local checkpoint).
+mask (``descriptors.pooled_descriptors``: the keyframe through the encoder's backbone once, its
+maps pooled inside the large masks, the small ones pooled from a second pass at a larger scale;
+``SemanticsSettings.pooling``). Then
+"semantics: lifting": masks -> 3D segments (``lifting.lift_into_scene``). Encoders: "compact"
+(shipped weights, all-MiniLM-L6-v2 space) or "openclip" (a local checkpoint; crops only).
 
 Segment descriptors (``SemanticsSettings.descriptor``): "mean" = the lifting's weighted mean of
 each segment's best mask descriptors; "fused" = the 2D-3D OVS fusion
 (:mod:`.fused_descriptor`: the mean descriptor, the keyframes' full-image descriptors, DINOv2
 when configured and the segment's 3D points); the default (None) is "fused" when OVS weights
 exist and fit the encoder, else "mean". ``metadata["models"]["descriptor"]`` records which one
-made the scene (and why the mean, when the fusion was not used).
+made the scene (and why the mean, when the fusion was not used). Last, the room's structure as a
+3D cue (:mod:`.structure_cues`, ``SemanticsSettings.structure_weight``): segments lying on the
+floor, a wall or the ceiling of the cloud's box are pulled towards that surface's name
+(``metadata["models"]["structure_cues"]``).
 """
 
 from __future__ import annotations
@@ -57,6 +62,14 @@ class SemanticsSettings:
     max_side: int = 320  # resolution of the depth renders and the classical segmenter
     crop_size: int = 224  # crops for encoders that do not say their input size (``encoder.size``)
     crop: str | None = None  # descriptors.CROPS; None: the fusion's training crop, else DEFAULT_CROP
+    # descriptors.POOLINGS: a backbone pass per mask ("crop") or per keyframe ("dense"; "hybrid": small masks cropped).
+    # The defaults here and below were chosen on the validation rooms (docs/experiments/semantics.md)
+    pooling: str = "hybrid"
+    pool_scale: float = 2.5  # "dense" / "hybrid": the keyframe's long side in crop sizes of the encoder
+    pool_min_side: float = 0.3  # "hybrid": masks whose crop is smaller (fraction of the long side) are small
+    pool_small_scale: float | None = 3.5  # "hybrid": small masks pooled from a second pass at this scale; None: cropped
+    structure_weight: float = 0.5  # structure_cues: pull of structure segments towards their surface's name
+    structure_surfaces: tuple[str, ...] = ("floor", "ceiling")  # walls: doors and windows lie in their plane
     lift: Any = None  # lifting.LiftSettings; None = defaults
     descriptor: str | None = None  # "mean" | "fused"; None: fused when OVS weights exist (else mean)
     ovs_weights: str | None = None  # other OVS fusion weights than the shipped ones
@@ -68,7 +81,8 @@ class SemanticsSettings:
         """Settings for ``encoder``; SAM / open_clip checkpoints from OV3R_SAM_CHECKPOINT,
         OV3R_SAM_MODEL_TYPE, OV3R_SAM_POINTS, OV3R_OPENCLIP_MODEL, OV3R_OPENCLIP_CHECKPOINT, OV3R_OPENCLIP_CONFIG,
         OV3R_COMPACT_WEIGHTS, OV3R_DESCRIPTOR ("mean" | "fused"), OV3R_OVS_WEIGHTS,
-        OV3R_DINO_CHECKPOINT, OV3R_CROP, OV3R_ENCODER_PRECISION when set."""
+        OV3R_DINO_CHECKPOINT, OV3R_CROP, OV3R_POOLING, OV3R_POOL_SCALE, OV3R_POOL_MIN_SIDE, OV3R_POOL_SMALL_SCALE,
+        OV3R_STRUCTURE_WEIGHT, OV3R_STRUCTURE_SURFACES (comma-separated), OV3R_ENCODER_PRECISION when set."""
         s = SemanticsSettings(encoder=encoder)
         s.sam_checkpoint = os.environ.get("OV3R_SAM_CHECKPOINT") or None
         if s.sam_checkpoint:
@@ -84,6 +98,14 @@ class SemanticsSettings:
         s.ovs_weights = os.environ.get("OV3R_OVS_WEIGHTS") or None
         s.dino_checkpoint = os.environ.get("OV3R_DINO_CHECKPOINT") or None
         s.crop = os.environ.get("OV3R_CROP") or None
+        s.pooling = os.environ.get("OV3R_POOLING") or s.pooling
+        s.pool_scale = float(os.environ.get("OV3R_POOL_SCALE") or s.pool_scale)
+        s.pool_min_side = float(os.environ.get("OV3R_POOL_MIN_SIDE") or s.pool_min_side)
+        if os.environ.get("OV3R_POOL_SMALL_SCALE"):
+            s.pool_small_scale = float(os.environ["OV3R_POOL_SMALL_SCALE"]) or None
+        s.structure_weight = float(os.environ.get("OV3R_STRUCTURE_WEIGHT") or s.structure_weight)
+        if os.environ.get("OV3R_STRUCTURE_SURFACES"):
+            s.structure_surfaces = tuple(os.environ["OV3R_STRUCTURE_SURFACES"].split(","))
         s.precision = os.environ.get("OV3R_ENCODER_PRECISION") or s.precision
         return s
 
@@ -151,7 +173,7 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
     capture: a dict that receives the intermediate results ("lift", "frame_features",
     "mean_descriptor", "describer", "segment_inputs") for ablations.
     """
-    from .descriptors import DEFAULT_CROP, crop_kinds, mask_descriptors
+    from .descriptors import DEFAULT_CROP, POOLINGS, crop_kinds, pooled_descriptors
     from .lifting import lift_into_scene
     from .projection import point_spacing, render_depth, scale_intrinsics
 
@@ -170,12 +192,15 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
         fd, mean_reason = make_fused_describer(st, encoder, describe)
     # the crop the fusion was trained on (its inputs must look like its training data)
     crop = st.crop or (fd.crop if fd is not None else DEFAULT_CROP)
-    crop_kinds(crop)  # an unknown crop fails before the first keyframe
+    crop_kinds(crop)  # an unknown crop or pooling fails before the first keyframe
+    if st.pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {st.pooling!r}; use one of {', '.join(POOLINGS)}")
     frame_feats: list[dict] = []
     spacing = spacing if spacing is not None else point_spacing(scene.points)
     frame_masks: list[list[np.ndarray]] = []
     frame_desc: list[np.ndarray] = []
     M = len(cams)
+    t_masks = t_describe = 0.0  # the segments stage's two parts, for the speed accounting
     ctx.progress("semantics: segments", 0, M)
     for f in range(M):
         ctx.check_cancel()
@@ -190,14 +215,19 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
 
             depth = cv2.resize(depth, (W, H), interpolation=cv2.INTER_NEAREST)
         K_img = scale_intrinsics(cams.intrinsics[f], cams.image_size, (W, H))
+        ta = time.perf_counter()
         masks = segmenter.segment(img, depth, K_img)
         frame_masks.append(masks)
+        tb = time.perf_counter()
         if describe is not None:
             frame_desc.append(describe(f, img, masks))
         elif encoder is not None:
-            frame_desc.append(mask_descriptors(img, masks, encoder, int(getattr(encoder, "size", st.crop_size)), crop))
+            frame_desc.append(pooled_descriptors(img, masks, encoder, int(getattr(encoder, "size", st.crop_size)), crop,
+                                                 st.pooling, st.pool_scale, st.pool_min_side, st.pool_small_scale))
             if fd is not None:
                 frame_feats.append(fd.frame_features(img, masks, encoder))
+        t_masks += tb - ta
+        t_describe += time.perf_counter() - tb
         ctx.progress("semantics: segments", f + 1, M)
     t1 = time.perf_counter()
     ctx.progress("semantics: lifting", 0, 1)
@@ -217,13 +247,27 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
             capture["segment_inputs"] = inputs
         ctx.progress("semantics: descriptors", 1, 1)
     meta: dict[str, Any] = scene.metadata
+    structure = None
+    if st.structure_weight > 0 and len(scene.segments) and describe is None and encoder is not None:
+        from .structure_cues import StructureSettings, apply_structure_cues
+        from .text_encoder import SPACE_ID, default_encoder
+
+        if encoder.space_id == SPACE_ID:
+            cue = StructureSettings(weight=st.structure_weight, surfaces=st.structure_surfaces)
+            structure = apply_structure_cues(scene, default_encoder(), cue)
+        else:  # an open_clip space: its text tower is not loaded here
+            structure = {"weight": 0.0, "reason": f"no text encoder of {encoder.space_id!r} in the stage"}
     models = dict(meta.get("models") or {})
     models["segmenter"] = getattr(segmenter, "name", type(segmenter).__name__)
     if getattr(segmenter, "model_type", None):  # SAM: vit_b / vit_l / vit_h, or vit_t (MobileSAM)
         models["segmenter_model"] = segmenter.model_type
     if encoder is not None:
         models["image_encoder"] = {"kind": st.encoder, "class": type(encoder).__name__, "space": encoder.space_id,
-                                   "crop": crop, "precision": getattr(encoder, "precision", "fp32")}
+                                   "crop": crop, "precision": getattr(encoder, "precision", "fp32"),
+                                   "pooling": st.pooling if getattr(encoder, "pools_regions", False) else "crop"}
+        if models["image_encoder"]["pooling"] != "crop":
+            models["image_encoder"].update(pool_scale=st.pool_scale, pool_min_side=st.pool_min_side,
+                                           pool_small_scale=st.pool_small_scale)
         scale, bias = getattr(encoder, "logit_scale", None), getattr(encoder, "logit_bias", None)
         if scale:  # sigmoid(scale * cos + bias) = 0.5: the encoder's own label threshold
             models["image_encoder"]["threshold"] = float(-bias / scale)
@@ -234,8 +278,11 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
         calibrated = (getattr(encoder, "metadata", None) or {}).get("other_threshold")
         if calibrated is not None:  # the encoder's threshold for its mean descriptors (core.bench.other_threshold)
             models["descriptor"]["other_threshold"] = float(calibrated)
+    if structure is not None:
+        models["structure_cues"] = structure
     meta["models"] = models
-    meta.setdefault("timings", {}).update({"semantics.segments": t1 - t0, "semantics.lifting": t2 - t1,
+    meta.setdefault("timings", {}).update({"semantics.segments": t1 - t0, "semantics.segments.masks": t_masks,
+                                          "semantics.segments.describe": t_describe, "semantics.lifting": t2 - t1,
                                           "semantics.descriptor": time.perf_counter() - t2})
     meta["segments"] = len(scene.segments)
     return scene

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from ov3r.core.geometry.sfm.depth_filter import backproject, pixel_rays
 from ov3r.core.geometry.sfm.planar_fill import fill_planar, homogeneous_regions
-from ov3r.core.geometry.sfm.room_box import RoomBox, find_room_box
+from ov3r.core.scene.room_box import RoomBox, find_room_box
 from sfm_synthetic import room_orbit
 
 ROOM = RoomBox(np.concatenate([-np.eye(3), np.eye(3)]), np.array([2.0, 1.5, 2.0, 2.0, 1.5, 2.0]))  # render_room's walls

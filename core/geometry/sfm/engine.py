@@ -28,7 +28,7 @@ from .depth_filter import backproject, consistency_filter, pixel_rays
 from .fusion import PointSet, scene_extent, statistical_outliers, voxel_downsample
 from .plane_sweep import plane_sweep
 from .planar_fill import PlanarFillSettings, fill_planar
-from .room_box import find_room_box
+from ...scene.room_box import find_room_box
 from .view_selection import depth_range, pair_scores, select_neighbours
 
 

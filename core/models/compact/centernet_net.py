@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..pretrained.centernet import CenterNetBackbone
+from .preprocess import image_at
 
 __all__ = ["CenterNetCompactNet", "POOLED"]
 
@@ -33,6 +34,13 @@ def masked_mean(f: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     (weights area-resampled to the map; a crop without mask has uniform weights)."""
     w = F.interpolate(w, size=f.shape[2:], mode="area")
     return (f * w).sum((2, 3)) / w.sum((2, 3)).clamp_min(1e-4)
+
+
+def region_mean(f: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """One image's map ``f (1, C, h, w)``, K region weights ``w (K, 1, H, W)`` in [0, 1] -> ``(K, C)``
+    weighted means (weights area-resampled to the map): :func:`masked_mean` of K regions of one pass."""
+    w = F.interpolate(w, size=f.shape[2:], mode="area").flatten(1).to(f.dtype)  # (K, h*w)
+    return (w @ f[0].flatten(1).t()) / w.sum(1, keepdim=True).clamp_min(1e-4)
 
 
 class CenterNetCompactNet(nn.Module):
@@ -61,6 +69,21 @@ class CenterNetCompactNet(nn.Module):
             o = self.backbone(rgb)
         return torch.cat([o["e1"].mean((2, 3)), masked_mean(o["e1"], w), o["head"].mean((2, 3)),
                           masked_mean(o["head"], w), masked_mean(o["c11"], w)], 1)
+
+    def region_features(self, rgb: torch.Tensor, w: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+        """One backbone pass over a whole image ``rgb (1, 3, H, W)`` in [0, 255] (H, W multiples of 32),
+        pooled over K regions: ``w (K, 1, H', W')`` object masks, ``box (K, 1, H', W')`` each object's
+        context crop -> ``(K, 1304)``, the features :meth:`features` takes from K crops."""
+        with torch.no_grad():
+            o = self.backbone(rgb)
+        return torch.cat([region_mean(o["e1"], box), region_mean(o["e1"], w), region_mean(o["head"], box),
+                          region_mean(o["head"], w), region_mean(o["c11"], w)], 1)
+
+    def regions(self, rgb: torch.Tensor, w: torch.Tensor, box: torch.Tensor, scale: float) -> torch.Tensor:
+        """K regions of one image: ``rgb (1, 3, H, W)`` in [0, 255], ``w`` / ``box`` ``(K, 1, H, W)``
+        -> ``(K, dim)`` L2-normalised, the image seen with its long side at ``scale`` crop sizes."""
+        rgb = image_at(rgb, scale * self.cfg.size)
+        return F.normalize(self.head(self.norm(self.region_features(rgb, w, box))), dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.head(self.norm(self.features(x))), dim=-1)

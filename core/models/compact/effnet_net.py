@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..pretrained.efficientnet_lite import IMAGENET_CATEGORIES, EfficientNetLiteBackbone
-from .centernet_net import masked_mean
+from .centernet_net import masked_mean, region_mean
+from .preprocess import image_at
 
 __all__ = ["CONSE_PROMPT", "CONSE_TOP", "EffNetCompactNet"]
 
@@ -75,9 +76,30 @@ class EffNetCompactNet(nn.Module):
         e = (top.values[..., None] * self.conse_text[top.indices]).sum(1)
         return F.normalize(e, dim=-1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f, logits = self.features(x)
+    def region_features(self, rgb: torch.Tensor, w: torch.Tensor,
+                        box: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One backbone pass over a whole image ``rgb (1, 3, H, W)`` in [0, 255] (H, W multiples of 32),
+        pooled over K regions (``w``, ``box`` ``(K, 1, H', W')``: object masks, context crops) -> the
+        features ``(K, 3032)`` and logits ``(K, 1000)`` :meth:`features` takes from K crops."""
+        with torch.no_grad():
+            o = self.backbone(rgb)
+            h_mm = region_mean(o["head"], w)
+            logits = self.backbone.classify(h_mm)
+        f = torch.cat([region_mean(o["head"], box), h_mm, region_mean(o["s32"], w), region_mean(o["s16"], w)], 1)
+        return f, logits
+
+    def regions(self, rgb: torch.Tensor, w: torch.Tensor, box: torch.Tensor, scale: float) -> torch.Tensor:
+        """K regions of one image: ``rgb (1, 3, H, W)`` in [0, 255], ``w`` / ``box`` ``(K, 1, H, W)``
+        -> ``(K, dim)`` L2-normalised, the image seen with its long side at ``scale`` crop sizes."""
+        rgb = image_at(rgb, scale * self.cfg.size)
+        return self.embed(*self.region_features(rgb, w, box))
+
+    def embed(self, f: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Pooled features ``(B, 3032)`` and logits ``(B, 1000)`` -> ``(B, dim)`` L2-normalised."""
         e = F.normalize(self.head(self.norm(f)), dim=-1)
         if self.cfg.conse_weight:
             e = e + self.cfg.conse_weight * self.conse(logits)
         return F.normalize(e, dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed(*self.features(x))

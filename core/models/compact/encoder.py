@@ -167,6 +167,27 @@ class ImageEncoder:
             out.append(torch.nn.functional.normalize(y, dim=-1).cpu())
         return torch.cat(out).numpy().astype(np.float32)
 
+    @property
+    def pools_regions(self) -> bool:
+        """Whether :meth:`encode_regions` works: the pretrained-backbone towers pool whole-image maps,
+        the small from-scratch ResNet (``CompactImageNet``) only encodes crops."""
+        return hasattr(self.net, "regions")
+
+    @torch.no_grad()
+    def encode_regions(self, image: np.ndarray, w: np.ndarray, box: np.ndarray, scale: float) -> np.ndarray:
+        """K regions of one image in one backbone pass (per ensemble member): ``image (H, W, 3) uint8``,
+        ``w`` / ``box`` ``(K, h, w)`` float32 in [0, 1] (object masks and their context crops, any
+        resolution of the image's aspect) -> ``(K, 384) float32`` L2-normalised. The backbone sees the
+        image with its long side at ``scale`` crop sizes; the regions pool its maps as the crops did."""
+        if len(w) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        rgb = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().to(self.device)
+        wt, bt = (torch.from_numpy(np.ascontiguousarray(a, np.float32))[:, None].to(self.device) for a in (w, box))
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
+                            enabled=self.autocast_dtype is not None):
+            y = self.net.regions(rgb, wt, bt, scale).float()
+        return torch.nn.functional.normalize(y, dim=-1).cpu().numpy().astype(np.float32)
+
     def scores(self, image_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
         """``(B, 384), (T, 384) -> (B, T)`` sigmoid probabilities ``sigmoid(t * cos + b)``."""
         z = self.logit_scale * image_emb @ text_emb.T + self.logit_bias

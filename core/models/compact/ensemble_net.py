@@ -46,6 +46,16 @@ class EnsembleCompactNet(nn.Module):
         """Every member's state without its frozen backbone."""
         return {k: v for k, v in self.state_dict().items() if ".backbone." not in k}
 
+    def regions(self, rgb: torch.Tensor, w: torch.Tensor, box: torch.Tensor, scale: float) -> torch.Tensor:
+        """K regions of one image in one backbone pass per member: ``rgb (1, 3, H, W)`` in [0, 255],
+        ``w`` / ``box`` ``(K, 1, H, W)`` object masks / context crops -> ``(K, dim)``. Each member sees
+        the image with its long side at ``scale`` times its crop size (objects then appear about as
+        large as in the crops it was trained on)."""
+        e = 0.0
+        for wt, m in zip(self.weights, self.members):
+            e = e + wt * m.regions(rgb, w, box, scale)
+        return F.normalize(e, dim=-1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         e = 0.0
         for w, m in zip(self.weights, self.members):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["preprocess", "to_input"]
+__all__ = ["preprocess", "to_input", "image_at"]
 
 ArrayOrList = Union[np.ndarray, Sequence[np.ndarray]]
 
@@ -60,3 +60,15 @@ def preprocess(crops: ArrayOrList, masks: Optional[ArrayOrList] = None, size: in
     if not out:
         return torch.zeros(0, 4, size, size)
     return torch.stack(out)
+
+
+def image_at(rgb: torch.Tensor, long_side: float, multiple: int = 32) -> torch.Tensor:
+    """A whole image ``rgb (1, 3, H, W)`` resized (bilinear, antialiased when shrinking) so that its
+    long side is about ``long_side`` and both sides are multiples of ``multiple`` (the backbones'
+    stride) -> ``(1, 3, H', W')``; the aspect ratio is kept to within one stride."""
+    h, w = rgb.shape[2:]
+    s = long_side / max(h, w)
+    hh, ww = (max(multiple, int(round(v * s / multiple)) * multiple) for v in (h, w))
+    if (hh, ww) == (h, w):
+        return rgb
+    return F.interpolate(rgb, size=(hh, ww), mode="bilinear", align_corners=False, antialias=hh < h)

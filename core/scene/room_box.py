@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...scene.align import alignment_transform, transform_points
+from .align import alignment_transform, transform_points
 
 
 @dataclass
