@@ -15,8 +15,8 @@ Pooling (``POOLINGS``): ``"crop"`` encodes each crop on its own (one backbone pa
 ``"dense"`` runs the backbone once over the whole image and pools its feature maps inside each mask
 and its context crop (the paper's mask-averaged patch embeddings; encoders whose ``pools_regions``
 is true, through their ``encode_regions``; the others are cropped);
-``"hybrid"`` pools the large masks and crops the small ones, whose few feature cells would blur
-into their surroundings.
+``"hybrid"`` pools the large masks and, for the small ones, whose few feature cells would blur into
+their surroundings, either crops them or pools them from a second pass at a larger scale.
 """
 
 from __future__ import annotations
@@ -63,13 +63,10 @@ def mask_crops(image: np.ndarray, masks: Sequence[np.ndarray], size: int = 224, 
     K = len(masks)
     crops = np.zeros((K, size, size, 3), np.uint8)
     cmasks = np.zeros((K, size, size), bool)
-    for k, m in enumerate(masks):
-        ys = np.flatnonzero(m.any(1))
-        xs = np.flatnonzero(m.any(0))
-        if len(ys) == 0:
+    for k, (m, (x0, y0, x1, y1)) in enumerate(zip(masks, crop_boxes(masks, margin))):
+        side = x1 - x0
+        if side <= 0:
             continue
-        x0, x1, y0, y1 = xs[0], xs[-1] + 1, ys[0], ys[-1] + 1
-        side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         s = size / side
         A = np.array([[s, 0, size / 2 - s * cx], [0, s, size / 2 - s * cy]], np.float64)  # image -> crop
