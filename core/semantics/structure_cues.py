@@ -36,12 +36,6 @@ class StructureSettings:
     box_bins: int = 150  # the box's layer thickness: the cloud's extent / box_bins (as the sfm engine)
 
 
-def _extent(points: np.ndarray) -> float:
-    """Robust size of a cloud (N,3): the diagonal of its 2-98 percentile box."""
-    a, b = np.percentile(points, [2.0, 98.0], axis=0)
-    return float(np.linalg.norm(b - a))
-
-
 def side_kinds(box: RoomBox) -> list[str]:
     """The surface each side of ``box`` is: its first side is the floor (``find_room_box``), a side
     facing away from the floor is the ceiling, the others are walls."""
@@ -59,7 +53,9 @@ def structure_segments(scene: SemanticScene, st: StructureSettings | None = None
     pts = np.asarray(scene.points, np.float64)
     if S == 0 or len(pts) < 100:
         return out
-    extent = _extent(pts)
+    from ..geometry.sfm.fusion import scene_extent  # the size the sfm engine measures its box layers by
+
+    extent = scene_extent(pts)
     if box is None:
         box = find_room_box(pts, np.asarray(scene.cameras.world_from_camera, np.float64), extent / st.box_bins)
     if box is None:
