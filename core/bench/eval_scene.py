@@ -188,9 +188,8 @@ def evaluate_reconstruction(scene_file: Path, scene_dir: Path, encoder_kind: str
         lut = np.array([CLASSES.index(x) if x in CLASSES else 0 for x in scene.segments.label] + [0])
     gt_pts = bench["gt_cloud"]["points"].astype(np.float64)
     gt_W = bench["cameras"]["world_from_camera"]
-    _, sim = BM.ate_rmse(scene.cameras.centers().astype(np.float64), gt_W[fi, :3, 3])
     pts = scene.points.astype(np.float64)
-    sim = BM.icp_refine(pts, gt_pts, init=sim, max_correspondence_distance=0.1)
+    sim = BM.align_cloud(pts, gt_pts, np.asarray(scene.cameras.world_from_camera, np.float64), gt_W[fi])
     tl = transfer_labels(gt_pts, BM.apply_sim3(pts, *sim), lut[scene.segment_id], k=5)
     sem = semantic_scores(confusion_matrix(bench["gt_cloud"]["semantic"], tl, len(CLASSES)), CLASSES)
     return {"scene": scene_dir.name[:12], "points": len(scene), "keyframes": len(scene.cameras),

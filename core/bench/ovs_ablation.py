@@ -76,8 +76,7 @@ def ablate_scene(path: Path, text: np.ndarray, frames: int = 30, points: int = 2
     gt_W = bench["cameras"]["world_from_camera"]
     fi = np.asarray(res.cameras.frame_index)
     pts = np.asarray(res.points, np.float64)
-    _, sim = M.ate_rmse(np.asarray(res.cameras.world_from_camera, np.float64)[:, :3, 3], gt_W[fi, :3, 3])
-    sim = M.icp_refine(pts, gt_pts, init=sim, max_correspondence_distance=0.1)
+    sim = M.align_cloud(pts, gt_pts, np.asarray(res.cameras.world_from_camera, np.float64), gt_W[fi])
     aligned = M.apply_sim3(pts, *sim)
     confs = {}
     for v in VARIANTS:

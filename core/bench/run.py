@@ -136,8 +136,8 @@ def evaluate_scene(engine: str, path: Path, semantics: Optional[str] = "compact"
     if len(pts) == 0 or len(fi) < 3:
         row["error"] = "too few points or cameras"
         return row
-    ate, sim = M.ate_rmse(Wc[:, :3, 3], gt_W[fi, :3, 3])
-    sim = M.icp_refine(pts, gt_pts, init=sim, max_correspondence_distance=0.1)
+    ate, _ = M.ate_rmse(Wc[:, :3, 3], gt_W[fi, :3, 3])
+    sim = M.align_cloud(pts, gt_pts, Wc, gt_W[fi])
     aligned = M.apply_sim3(pts, *sim)
     ac = M.accuracy_completeness(aligned, gt_pts)
     fs = M.fscore(aligned, gt_pts, (0.01, 0.02, 0.05))

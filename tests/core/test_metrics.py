@@ -157,3 +157,36 @@ def test_icp_rigid_keeps_scale_and_identity_is_fixed_point():
     assert s == pytest.approx(1.0, abs=1e-9)
     np.testing.assert_allclose(R, np.eye(3), atol=1e-9)
     np.testing.assert_allclose(t, 0, atol=1e-9)
+
+
+def _poses(centres: np.ndarray, rots: np.ndarray) -> np.ndarray:
+    W = np.tile(np.eye(4), (len(centres), 1, 1))
+    W[:, :3, :3], W[:, :3, 3] = rots, centres
+    return W
+
+
+def test_align_cloud_fixes_the_rotation_a_straight_walk_leaves_loose():
+    # a room 4 x 4 x 2.5 m; the walk is a straight line through it along x, turning as it goes
+    gt = _box_surface(20000) * np.array([4.0, 4.0, 2.5])
+    n = 20
+    centres = np.stack([np.linspace(-1.0, 1.0, n), np.zeros(n), np.full(n, 1.2)], 1)
+    rots = Rotation.from_euler("zyx", np.stack([np.linspace(0, 2.0, n), np.zeros(n), np.full(n, -1.5)], 1)).as_matrix()
+    gt_W = _poses(centres, rots)
+    # the prediction: GT in another frame at scale 0.3, its cameras 1 cm off the line
+    _, R, t = _known_sim3(3)
+    s = 0.3
+    to_pred = lambda x: (x - t) @ R / s  # noqa: E731  (inverse of x -> s R x + t)
+    pred_pts = to_pred(gt[::2])
+    wobble = np.random.default_rng(4).normal(scale=0.01, size=(n, 3))
+    pred_W = _poses(to_pred(centres + wobble), np.einsum("ji,njk->nik", R, rots))
+    # a swing of 5 degrees about the walk's line keeps the cameras within 2 cm and moves the walls by decimetres
+    swing = Rotation.from_rotvec([0.09, 0, 0]).as_matrix()
+    swung = M.compose_sim3((1.0, swing, centres.mean(0) - swing @ centres.mean(0)),
+                           M.umeyama_sim3(pred_W[:, :3, 3], centres))
+    cams = M.apply_sim3(pred_W[:, :3, 3], *swung)
+    assert np.sqrt(np.mean(np.sum((cams - centres) ** 2, 1))) < 0.02
+    assert M.accuracy_completeness(M.apply_sim3(pred_pts, *swung), gt)["acc"] > 0.03
+    sim = M.align_cloud(pred_pts, gt, pred_W, gt_W)
+    assert M.accuracy_completeness(M.apply_sim3(pred_pts, *sim), gt)["acc"] < 0.005
+    assert sim[0] == pytest.approx(s, rel=0.01)
+    np.testing.assert_allclose(sim[1], R, atol=1e-2)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..pose_similarity import pose_similarity
+
 
 @dataclass
 class MappingRun:
@@ -40,13 +42,10 @@ def align(a: MappingRun, b: MappingRun) -> tuple[np.ndarray, np.ndarray, np.ndar
     the centres by least squares. Returns (common (C,) keyframe indices, rotation (3,3), centre errors
     (C,) in ``b``'s units, orientation errors (C,) in degrees)."""
     common, ia, ib = np.intersect1d(a.registered, b.registered, return_indices=True)
-    ra, rb = a.world_from_camera[ia, :3, :3], b.world_from_camera[ib, :3, :3]
-    ca, cb = a.world_from_camera[ia, :3, 3], b.world_from_camera[ib, :3, 3]
-    u, _, vt = np.linalg.svd(np.einsum("nij,nkj->ik", rb, ra))  # sum of R_b R_a^T
-    rot = u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
-    da, db = (ca - ca.mean(0)) @ rot.T, cb - cb.mean(0)
-    scale = float((da * db).sum() / max((da * da).sum(), 1e-12))
-    centre_err = np.linalg.norm(scale * da - db, axis=1)
+    wa, wb = a.world_from_camera[ia], b.world_from_camera[ib]
+    scale, rot, t = pose_similarity(wa, wb)
+    centre_err = np.linalg.norm(wa[:, :3, 3] @ rot.T * scale + t - wb[:, :3, 3], axis=1)
+    ra, rb = wa[:, :3, :3], wb[:, :3, :3]
     rel = np.einsum("nji,njk->nik", np.einsum("ij,njk->nik", rot, ra), rb)
     rot_err = np.degrees(np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1.0, 1.0)))
     return common, rot, centre_err, rot_err
