@@ -83,7 +83,7 @@ def _oracle_labels(res, images, scene_dir: Path) -> np.ndarray:
 
 def _run_engine(engine: str, scene: Dict, semantics: Optional[str] = "compact", engine_settings: Optional[Dict] = None):
     """-> (points (N,3), labels (N,) class ids or None, keyframe world_from_camera, frame indices, seconds,
-    the result's stage timings in seconds)."""
+    the result's metadata: its stage timings in seconds and, from the sfm engine, its mapping runs)."""
     t0 = time.perf_counter()
     if engine == "gt-geometry":
         from ..jobs import JobContext
@@ -99,7 +99,7 @@ def _run_engine(engine: str, scene: Dict, semantics: Optional[str] = "compact", 
             run_semantics(res, images, JobContext(), SemanticsSettings.from_env(semantics))
         return (np.asarray(res.points, np.float64), _closed_set_labels(res) if semantics else None,
                 np.asarray(res.cameras.world_from_camera, np.float64), np.asarray(res.cameras.frame_index),
-                time.perf_counter() - t0, dict(res.metadata.get("timings") or {}))
+                time.perf_counter() - t0, res.metadata)
     if engine == "gt":
         gt = scene["gt_cloud"]
         rng = np.random.default_rng(0)
@@ -115,8 +115,7 @@ def _run_engine(engine: str, scene: Dict, semantics: Optional[str] = "compact", 
                                    semantics=semantics or None, engine_settings=dict(engine_settings or {}))
     res = reconstruct_video(scene["video"], JobContext(), settings)
     return (np.asarray(res.points, np.float64), _closed_set_labels(res), np.asarray(res.cameras.world_from_camera,
-            np.float64), np.asarray(res.cameras.frame_index), time.perf_counter() - t0,
-            dict(res.metadata.get("timings") or {}))
+            np.float64), np.asarray(res.cameras.frame_index), time.perf_counter() - t0, res.metadata)
 
 
 def evaluate_scene(engine: str, path: Path, semantics: Optional[str] = "compact",
@@ -128,11 +127,17 @@ def evaluate_scene(engine: str, path: Path, semantics: Optional[str] = "compact"
     scene = load_scene(path)
     gt_pts = scene["gt_cloud"]["points"].astype(np.float64)
     gt_W = scene["cameras"]["world_from_camera"]
-    pts, labels, Wc, fi, secs, timings = _run_engine(engine, scene, semantics, engine_settings)
+    pts, labels, Wc, fi, secs, meta = _run_engine(engine, scene, semantics, engine_settings)
+    timings = dict(meta.get("timings") or {})
     n_frames = len(gt_W)
     row: Dict = {"scene": scene["info"]["config"]["name"], "hash": scene["info"]["hash"][:12], "engine": engine,
                  "frames": n_frames, "seconds": secs, "fps": n_frames / max(secs, 1e-9), "points": int(len(pts))}
     row.update({f"{k}_s": float(v) for k, v in timings.items() if k.startswith("semantics.")})
+    mapping = meta.get("mapping")
+    if mapping:  # whether the seeded mapping runs agreed, and which one was kept (a fold shows here)
+        row["mapping"] = {"agreed": mapping.get("agreed"), "chosen": mapping.get("chosen"),
+                          "runs": [[r.get("seed"), r.get("registered"), r.get("reproj_error")] for r in mapping.get("runs", [])],
+                          "pairs": mapping.get("pairs")}
     if len(pts) == 0 or len(fi) < 3:
         row["error"] = "too few points or cameras"
         return row
