@@ -41,7 +41,9 @@ FILLED_CONFIDENCE = 0.05
 class SfmSettings:
     """Every knob of the classical engine (stored in the scene metadata as "settings")."""
 
-    max_features: int = 4096  # SIFT features per keyframe
+    # 2048 SIFT features per keyframe (was 4096) and 48 plane hypotheses (was 64): level on the development rooms,
+    # matching 15 -> 6 s, mapping 36 -> 27 s and dense 70 -> 49 s on the 1,000-frame video (docs/experiments/geometry.md)
+    max_features: int = 2048  # SIFT features per keyframe
     # Chosen on the hard_dev rooms (flat walls, fast pans; docs/experiments/geometry.md): against COLMAP's
     # defaults (overlap 10, peak 0.0067, 15 / 30 / 100) they place 50 % of hard_dev_2 instead of 22 %.
     # GLOMAP ("global") registers more keyframes there but with wrong poses (ATE 52 cm on them).
@@ -69,7 +71,7 @@ class SfmSettings:
     focal_factor: float = 1.2
     num_threads: int = 2
     mvs_max_size: int = 320  # longest side of the MVS working resolution
-    num_depths: int = 64  # plane hypotheses, uniform in inverse depth
+    num_depths: int = 48  # plane hypotheses, uniform in inverse depth
     num_neighbours: int = 4  # source views per reference (MVS and consistency check)
     zncc_radius: int = 3  # 7x7 window
     best_k: int = 2  # sources averaged per plane (occlusion robustness)
