@@ -196,6 +196,12 @@ def run_sfm(
         t0 = time.perf_counter()
         ctx.progress("sfm: features", 0, n)
         with _cancel_bridge(ctx) as token:
+            # The images first, in order: threaded extraction would number them in the order its threads finish,
+            # and the mapping (its initial pair, its next image) depends on the numbering, so one video gave
+            # different models from call to call.
+            pycolmap.Database.open(str(db)).close()
+            pycolmap.import_images(db, img_dir, camera_mode=pycolmap.CameraMode.SINGLE, image_names=names,
+                                   options=reader)
             pycolmap.extract_features(
                 db, img_dir, image_names=names, camera_mode=pycolmap.CameraMode.SINGLE,
                 reader_options=reader, extraction_options=extraction,
@@ -269,9 +275,10 @@ def run_sfm(
                 ctx.check_cancel()
                 runs += [_mapping_run(models, seed + k) for k, models in enumerate(results) if models]
                 tried = len(results)
-                # Then one run at a time while no two agree: with seeds that no run used yet.
+                # Then one run at a time while no two agree: with seeds that no run used yet, on one thread, since
+                # threaded bundle adjustment does not repeat and a seeded run should.
                 while runs and tried < mapping_runs and needs_another_run(runs, mapping_runs):
-                    models = mapping(tried, num_threads,
+                    models = mapping(tried, 1,
                                      _progress_ticker(ctx, f"sfm: mapping (check run {tried + 1})", n))
                     ctx.check_cancel()
                     if models:
