@@ -69,9 +69,16 @@ def select_keyframes(
     on_frame: Callable[[int], None] | None = None,
 ) -> tuple[list[Keyframe], int]:
     """Return (keyframes, number of frames read). Raises JobError for a one-frame video or
-    a camera that does not move."""
+    a camera that does not move.
+
+    Memory stays bounded on long videos: once ``2 * max_keyframes`` keyframes are held, every other one is
+    dropped and from then on only every other candidate is kept (the stride doubles each time), so the kept
+    ones stay evenly spread; a dropped keyframe's tracks join the next kept keyframe's, as in the final thinning.
+    """
     st = settings or KeyframeSettings()
     keyframes: list[Keyframe] = []
+    stride, candidates = 1, 0
+    skipped: list[Keyframe] = []  # candidates not kept since the last kept keyframe (their tracks are handed on)
     state: _TrackState | None = None
     last: Frame | None = None
     last_was_key = False
@@ -101,8 +108,19 @@ def select_keyframes(
                 take = not last_blank
         last_blank = is_blank
         if take:
-            keyframes.append(Keyframe(frame.image, frame.index, frame.timestamp,
-                                      recorder.keyframe() if recorder is not None else None))
+            kf = Keyframe(frame.image, frame.index, frame.timestamp,
+                          recorder.keyframe() if recorder is not None else None)
+            if candidates % stride == 0:
+                keyframes.append(_handed_on(skipped, kf))
+                skipped = []
+                if len(keyframes) >= 2 * st.max_keyframes:
+                    if len(keyframes) % 2 == 0:  # the last one goes: its tracks wait for the next kept keyframe
+                        skipped = [keyframes[-1]]
+                    keyframes = _thin(keyframes, np.arange(0, len(keyframes), 2))
+                    stride *= 2
+            else:
+                skipped.append(kf)
+            candidates += 1
             pts = track_features(gray)
             state = _TrackState(pts, pts.copy(), gray)
         last, last_was_key = frame, take
@@ -112,12 +130,14 @@ def select_keyframes(
         raise JobError("the video has a single frame: a moving camera is needed to reconstruct a scene")
     if blank == n:
         raise JobError(f"all {n} frames of the video are blank (one flat colour): there is nothing to reconstruct")
-    # Close the path with the last frame when it moved a little since the last keyframe.
-    if last is not None and not last_was_key and state is not None:
+    # Close the path with the last frame when it moved a little since the last keyframe (or was a candidate).
+    if skipped and last is not None and skipped[-1].index == last.index:
+        keyframes.append(_handed_on(skipped[:-1], skipped[-1]))
+    elif last is not None and not last_was_key and state is not None:
         moved = np.median(np.linalg.norm(state.current - state.anchor, axis=1)) if len(state.current) else 0.0
         if moved > 0.5 * st.min_motion * float(np.hypot(*state.prev_gray.shape)):
-            keyframes.append(Keyframe(last.image, last.index, last.timestamp,
-                                      recorder.keyframe() if recorder is not None else None))
+            keyframes.append(_handed_on(skipped, Keyframe(last.image, last.index, last.timestamp,
+                                                          recorder.keyframe() if recorder is not None else None)))
     if len(keyframes) < st.min_keyframes:
         raise JobError(
             f"the camera hardly moves in this video ({n} frames gave {len(keyframes)} distinct views): "
@@ -127,6 +147,14 @@ def select_keyframes(
         keep = np.unique(np.round(np.linspace(0, len(keyframes) - 1, st.max_keyframes)).astype(int))
         keyframes = _thin(keyframes, keep)
     return keyframes, n
+
+
+def _handed_on(skipped: list[Keyframe], kf: Keyframe) -> Keyframe:
+    """``kf`` with the tracked frames of the keyframes ``skipped`` before it prepended to its ``between``."""
+    frames = [f for k in skipped for f in k.tracked_frames()]
+    if not frames or kf.tracks is None:
+        return kf
+    return replace(kf, tracks=replace(kf.tracks, between=frames + kf.tracks.between))
 
 
 def _thin(keyframes: list[Keyframe], keep: np.ndarray) -> list[Keyframe]:

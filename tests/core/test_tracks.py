@@ -126,3 +126,19 @@ def test_every_frame_between_keyframes_keeps_its_tracks(tmp_path):
     assert len(few) == 3
     seen = sorted(f.index for k in few for f in k.tracks.between) + [k.index for k in few]
     assert sorted(seen) == list(range(few[-1].index + 1))  # the dropped keyframes' frames were handed on
+
+
+def test_a_long_video_keeps_few_keyframes_evenly_spread_and_every_tracked_frame(tmp_path):
+    """Past twice max_keyframes, every other keyframe goes and only every other candidate is kept after
+    (memory stays bounded on long videos); the kept ones stay evenly spread, and the dropped ones' frames
+    are handed on."""
+    path = tmp_path / "long_pan.mp4"
+    write_video(path, pan_frames(240, 5.0), fps=30)
+    all_kfs, _ = select_keyframes(iter_frames(path), KeyframeSettings())
+    few, _ = select_keyframes(iter_frames(path), KeyframeSettings(max_keyframes=4))
+    assert len(all_kfs) > 4 * 4  # the bound was hit twice at least
+    assert len(few) == 4
+    gaps = np.diff([k.index for k in few])
+    assert gaps.max() <= 2.5 * gaps.min(), [k.index for k in few]
+    seen = sorted(f.index for k in few for f in k.tracks.between) + [k.index for k in few]
+    assert sorted(seen) == list(range(few[-1].index + 1))
