@@ -110,7 +110,7 @@ def select_keyframes(
         if take:
             kf = Keyframe(frame.image, frame.index, frame.timestamp,
                           recorder.keyframe() if recorder is not None else None)
-            if candidates % stride == 0:
+            if candidates % stride == 0 or is_blank:  # a blank run's first frame marks the run as unplaced
                 keyframes.append(_handed_on(skipped, kf))
                 skipped = []
                 if len(keyframes) >= 2 * st.max_keyframes:
