@@ -133,11 +133,8 @@ def evaluate_scene(engine: str, path: Path, semantics: Optional[str] = "compact"
     row: Dict = {"scene": scene["info"]["config"]["name"], "hash": scene["info"]["hash"][:12], "engine": engine,
                  "frames": n_frames, "seconds": secs, "fps": n_frames / max(secs, 1e-9), "points": int(len(pts))}
     row.update({f"{k}_s": float(v) for k, v in timings.items() if k.startswith("semantics.")})
-    mapping = meta.get("mapping")
-    if mapping:  # whether the seeded mapping runs agreed, and which one was kept (a fold shows here)
-        row["mapping"] = {"agreed": mapping.get("agreed"), "chosen": mapping.get("chosen"),
-                          "runs": [[r.get("seed"), r.get("registered"), r.get("reproj_error")] for r in mapping.get("runs", [])],
-                          "pairs": mapping.get("pairs")}
+    if meta.get("mapping"):  # whether the seeded mapping runs agreed, and which one was kept (a fold shows here)
+        row["mapping"] = meta["mapping"]
     if len(pts) == 0 or len(fi) < 3:
         row["error"] = "too few points or cameras"
         return row

@@ -373,7 +373,8 @@ class Clip3rEngine:
 
         from ..models.clip3r import ReservoirBuffer, top_k_frames
         from ..models.clip3r.preprocess import fit_geometry, fit_image, fit_intrinsics, to_input
-        from .sfm.fusion import PointSet, scene_extent, voxel_downsample
+        from ..scene.extent import scene_extent
+        from .sfm.fusion import PointSet, voxel_downsample
 
         st = self.settings
         timings: dict[str, float] = {"segments": 0.0, "encode": 0.0, "i2p": 0.0, "retrieval": 0.0, "l2w": 0.0,

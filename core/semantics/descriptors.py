@@ -136,6 +136,12 @@ def region_weights(masks: Sequence[np.ndarray], boxes: np.ndarray, long_side: in
     return obj, box
 
 
+def check_pooling(pooling: str) -> None:
+    """ValueError unless ``pooling`` is one of ``POOLINGS``."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; use one of {', '.join(POOLINGS)}")
+
+
 def pooled_descriptors(image: np.ndarray, masks: Sequence[np.ndarray], encoder, size: int = 224,
                        crop: str = "context", pooling: str = "dense", scale: float = 2.5,
                        min_side: float = 0.0, small_scale: float | None = None, batch: int = 32) -> np.ndarray:
@@ -144,8 +150,7 @@ def pooled_descriptors(image: np.ndarray, masks: Sequence[np.ndarray], encoder, 
     at ``scale`` crop sizes) and each mask's maps pooled; with "hybrid", masks whose crop side is under
     ``min_side`` of the image's long side are cropped (:func:`mask_descriptors`), or, with
     ``small_scale``, pooled from a second pass of the image at that many crop sizes."""
-    if pooling not in POOLINGS:
-        raise ValueError(f"unknown pooling {pooling!r}; use one of {', '.join(POOLINGS)}")
+    check_pooling(pooling)
     if pooling == "crop" or len(masks) == 0 or not getattr(encoder, "pools_regions", False):
         return mask_descriptors(image, masks, encoder, size, crop, batch)
     margin = crop_kinds(crop)[-1][0]

@@ -173,7 +173,7 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
     capture: a dict that receives the intermediate results ("lift", "frame_features",
     "mean_descriptor", "describer", "segment_inputs") for ablations.
     """
-    from .descriptors import DEFAULT_CROP, POOLINGS, crop_kinds, pooled_descriptors
+    from .descriptors import DEFAULT_CROP, check_pooling, crop_kinds, pooled_descriptors
     from .lifting import lift_into_scene
     from .projection import point_spacing, render_depth, scale_intrinsics
 
@@ -193,8 +193,7 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
     # the crop the fusion was trained on (its inputs must look like its training data)
     crop = st.crop or (fd.crop if fd is not None else DEFAULT_CROP)
     crop_kinds(crop)  # an unknown crop or pooling fails before the first keyframe
-    if st.pooling not in POOLINGS:
-        raise ValueError(f"unknown pooling {st.pooling!r}; use one of {', '.join(POOLINGS)}")
+    check_pooling(st.pooling)
     frame_feats: list[dict] = []
     spacing = spacing if spacing is not None else point_spacing(scene.points)
     frame_masks: list[list[np.ndarray]] = []

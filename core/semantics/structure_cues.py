@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..scene import SemanticScene
+from ..scene.extent import scene_extent
 from ..scene.room_box import RoomBox, find_room_box
 from .text_encoder import prompt
 
@@ -53,8 +54,6 @@ def structure_segments(scene: SemanticScene, st: StructureSettings | None = None
     pts = np.asarray(scene.points, np.float64)
     if S == 0 or len(pts) < 100:
         return out
-    from ..geometry.sfm.fusion import scene_extent  # the size the sfm engine measures its box layers by
-
     extent = scene_extent(pts)
     if box is None:
         box = find_room_box(pts, np.asarray(scene.cameras.world_from_camera, np.float64), extent / st.box_bins)

@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 import cv2
 import numpy as np
 
-from ..geometry.engine import FrameTracks, Keyframe
+from ..geometry.engine import Keyframe
 from ..jobs import JobError
 from .reader import Frame
 from .tracks import TrackRecorder, TrackSettings, gray_at
@@ -161,14 +161,12 @@ def _thin(keyframes: list[Keyframe], keep: np.ndarray) -> list[Keyframe]:
     """The keyframes at ``keep`` (increasing); the tracks of each dropped keyframe and of the frames
     around it join the next kept keyframe's ``between``, so no tracked frame is lost."""
     out: list[Keyframe] = []
-    pending: list[FrameTracks] = []
+    skipped: list[Keyframe] = []
     kept = set(keep.tolist())
     for i, kf in enumerate(keyframes):
         if i not in kept:
-            pending += kf.tracked_frames()
+            skipped.append(kf)
             continue
-        if kf.tracks is not None and pending:
-            kf = replace(kf, tracks=replace(kf.tracks, between=pending + kf.tracks.between))
-        pending = []
-        out.append(kf)
+        out.append(_handed_on(skipped, kf))
+        skipped = []
     return out

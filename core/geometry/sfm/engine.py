@@ -25,9 +25,10 @@ from ..engine import Keyframe, Reconstruction
 from ..torch_threads import torch_threads
 from .colmap_sfm import SparseModel, run_sfm
 from .depth_filter import backproject, consistency_filter, pixel_rays
-from .fusion import PointSet, scene_extent, statistical_outliers, voxel_downsample
+from .fusion import PointSet, statistical_outliers, voxel_downsample
 from .plane_sweep import plane_sweep
 from .planar_fill import PlanarFillSettings, fill_planar
+from ...scene.extent import scene_extent
 from ...scene.room_box import find_room_box
 from .view_selection import depth_range, pair_scores, select_neighbours
 

@@ -37,14 +37,6 @@ class PointSet:
         return PointSet(self.points[keep], self.colors[keep], self.confidence[keep], self.frame_id[keep])
 
 
-def scene_extent(points: np.ndarray, lo: float = 2.0, hi: float = 98.0) -> float:
-    """Robust size of a cloud: diagonal of its per-axis percentile box. points: (N,3)."""
-    if len(points) == 0:
-        return 0.0
-    a, b = np.percentile(points, [lo, hi], axis=0)
-    return float(np.linalg.norm(b - a))
-
-
 def voxel_downsample(ps: PointSet, voxel: float) -> PointSet:
     """One point per occupied voxel: mean position and colour, max confidence, min frame_id."""
     if len(ps) == 0 or voxel <= 0:
