@@ -183,6 +183,22 @@ def write_threshold(weights: Path, threshold: float, info: dict) -> None:
     save_file(tensors, str(weights), metadata=meta)
 
 
+def _object_cue_weight(rooms: Sequence[RoomSegmentsGT]) -> float:
+    """The object cue's weight the rooms' descriptors were made with (the stage's settings; 0 = off)."""
+    from ..semantics.stage import SemanticsSettings
+
+    return float(SemanticsSettings.from_env("compact").object_weight) if rooms else 0.0
+
+
+def _encoder_sha256() -> str:
+    """SHA-256 of the image encoder weights the stage loads (the settings resolve them)."""
+    from ..hashing import file_sha256
+    from ..models.compact.encoder import DEFAULT_WEIGHTS
+    from ..semantics.stage import SemanticsSettings
+
+    return file_sha256(SemanticsSettings.from_env("compact").compact_weights or DEFAULT_WEIGHTS)
+
+
 def _calibrated_weights(descriptors: list[str], ovs_weights: Path | None) -> Path:
     """Where a threshold for these scenes' descriptors belongs: the OVS fusion's weights for fused
     scenes, the image encoder's (the default compact weights or ``$OV3R_COMPACT_WEIGHTS``) for mean ones."""
@@ -233,6 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"other {c['out_vocab'][i]:.3f}); a class-name query selects with precision "
                   f"{q['precision'][i]:.3f}, recall {q['recall'][i]:.3f} ({int(q['queries'])} queries)")
         return 0
+    cue_weight = _object_cue_weight(rooms)
     curve = balanced_accuracy(rooms, np.round(np.arange(0.0, 1.0001, 0.01), 2), a.trials)
     thr = best_threshold(curve)
     i = int(np.argmin(np.abs(curve["threshold"] - thr)))
@@ -240,14 +257,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = {"threshold": thr, "balanced": float(curve["balanced"][i]), "in_vocab": float(curve["in_vocab"][i]),
             "out_vocab": float(curve["out_vocab"][i]), "query_precision": float(q["precision"][0]),
             "query_recall": float(q["recall"][0]), "rooms": a.rooms, "frames": a.frames, "trials": a.trials,
-            "segments": int(sum(len(r.gt) for r in rooms)), "descriptor": sorted({r.descriptor for r in rooms})}
+            "segments": int(sum(len(r.gt) for r in rooms)), "descriptor": sorted({r.descriptor for r in rooms}),
+            "object_cue_weight": cue_weight}
     for t, b, ai, ao in zip(curve["threshold"][::5], curve["balanced"][::5], curve["in_vocab"][::5],
                             curve["out_vocab"][::5]):
         print(f"threshold {t:.2f}: balanced {b:.3f} (in vocabulary {ai:.3f}, other {ao:.3f})")
     print(json.dumps(info))
     if a.json:
         a.json.write_text(json.dumps({**info, "curve": {k: v.tolist() for k, v in curve.items()}}, indent=1))
-    if a.write:
+    if a.write and cue_weight:
+        from ..semantics.object_cues import write_calibration
+
+        target = write_calibration(_encoder_sha256(), cue_weight, thr, info)
+        print(f"wrote other_threshold = {thr:.2f} for the object cue at weight {cue_weight} into {target}")
+    elif a.write:
         target = _calibrated_weights(info["descriptor"], weights)
         write_threshold(target, thr, info)
         print(f"wrote other_threshold = {thr:.2f} into {target}")

@@ -20,6 +20,8 @@ COMPACT_DEFAULT = MODELS / "compact" / "weights" / "compact_v8.safetensors"
 COMPACT_FOR_FUSION = MODELS / "compact" / "weights" / "compact_v4.safetensors"
 #: the 2D-3D OVS fusion (fits COMPACT_FOR_FUSION's descriptors only)
 OVS_DEFAULT = MODELS / "ovs" / "weights" / "ovs_v6.safetensors"
+#: the object cue's height prior: where each class stands in a room (``core.train.class_heights``)
+CLASS_HEIGHTS = MODELS / "priors" / "class_heights.json"
 #: the frozen COCO detector backbone under compact_v4 (and so under compact_v8's first member)
 CENTERNET_BACKBONE = MODELS / "pretrained" / "weights" / "mb3_centernet_coco.safetensors"
 

@@ -16,7 +16,9 @@ exist and fit the encoder, else "mean". ``metadata["models"]["descriptor"]`` rec
 made the scene (and why the mean, when the fusion was not used). Last, the room's structure as a
 3D cue (:mod:`.structure_cues`, ``SemanticsSettings.structure_weight``): segments lying on the
 floor, a wall or the ceiling of the cloud's box are pulled towards that surface's name
-(``metadata["models"]["structure_cues"]``).
+(``metadata["models"]["structure_cues"]``); and where each segment stands (:mod:`.object_cues`,
+``SemanticsSettings.object_weight``): its height span and reach against each class's, a log-prior on
+the class logits (``metadata["models"]["object_cues"]``).
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ class SemanticsSettings:
     pool_small_scale: float | None = 3.5  # "hybrid": small masks pooled from a second pass at this scale; None: cropped
     structure_weight: float = 0.5  # structure_cues: pull of structure segments towards their surface's name
     structure_surfaces: tuple[str, ...] = ("floor", "ceiling")  # walls: doors and windows lie in their plane
+    # object_cues: shift of the class logits per unit of log height / reach fit. Off: on the validation rooms
+    # 0.06 is the best weight (+0.5 mIoU, within the lifting's noise), so it is an option, not the default
+    object_weight: float = 0.0
     lift: Any = None  # lifting.LiftSettings; None = defaults
     descriptor: str | None = None  # "mean" | "fused"; None: fused when OVS weights exist (else mean)
     ovs_weights: str | None = None  # other OVS fusion weights than the shipped ones
@@ -82,7 +87,8 @@ class SemanticsSettings:
         OV3R_SAM_MODEL_TYPE, OV3R_SAM_POINTS, OV3R_OPENCLIP_MODEL, OV3R_OPENCLIP_CHECKPOINT, OV3R_OPENCLIP_CONFIG,
         OV3R_COMPACT_WEIGHTS, OV3R_DESCRIPTOR ("mean" | "fused"), OV3R_OVS_WEIGHTS,
         OV3R_DINO_CHECKPOINT, OV3R_CROP, OV3R_POOLING, OV3R_POOL_SCALE, OV3R_POOL_MIN_SIDE, OV3R_POOL_SMALL_SCALE,
-        OV3R_STRUCTURE_WEIGHT, OV3R_STRUCTURE_SURFACES (comma-separated), OV3R_ENCODER_PRECISION when set."""
+        OV3R_STRUCTURE_WEIGHT, OV3R_STRUCTURE_SURFACES (comma-separated), OV3R_OBJECT_WEIGHT,
+        OV3R_ENCODER_PRECISION when set."""
         s = SemanticsSettings(encoder=encoder)
         s.sam_checkpoint = os.environ.get("OV3R_SAM_CHECKPOINT") or None
         if s.sam_checkpoint:
@@ -106,6 +112,8 @@ class SemanticsSettings:
         s.structure_weight = float(os.environ.get("OV3R_STRUCTURE_WEIGHT") or s.structure_weight)
         if os.environ.get("OV3R_STRUCTURE_SURFACES"):
             s.structure_surfaces = tuple(os.environ["OV3R_STRUCTURE_SURFACES"].split(","))
+        if os.environ.get("OV3R_OBJECT_WEIGHT"):
+            s.object_weight = float(os.environ["OV3R_OBJECT_WEIGHT"])
         s.precision = os.environ.get("OV3R_ENCODER_PRECISION") or s.precision
         return s
 
@@ -246,16 +254,23 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
             capture["segment_inputs"] = inputs
         ctx.progress("semantics: descriptors", 1, 1)
     meta: dict[str, Any] = scene.metadata
-    structure = None
-    if st.structure_weight > 0 and len(scene.segments) and describe is None and encoder is not None:
-        from .structure_cues import StructureSettings, apply_structure_cues
+    cues = {}
+    for name, weight in (("structure_cues", st.structure_weight), ("object_cues", st.object_weight)):
+        if not (weight > 0 and len(scene.segments) and describe is None and encoder is not None):
+            continue
         from .text_encoder import SPACE_ID, default_encoder
 
-        if encoder.space_id == SPACE_ID:
-            cue = StructureSettings(weight=st.structure_weight, surfaces=st.structure_surfaces)
-            structure = apply_structure_cues(scene, default_encoder(), cue)
-        else:  # an open_clip space: its text tower is not loaded here
-            structure = {"weight": 0.0, "reason": f"no text encoder of {encoder.space_id!r} in the stage"}
+        if encoder.space_id != SPACE_ID:  # an open_clip space: its text tower is not loaded here
+            cues[name] = {"weight": 0.0, "reason": f"no text encoder of {encoder.space_id!r} in the stage"}
+        elif name == "structure_cues":
+            from .structure_cues import StructureSettings, apply_structure_cues
+
+            cue = StructureSettings(weight=weight, surfaces=st.structure_surfaces)
+            cues[name] = apply_structure_cues(scene, default_encoder(), cue)
+        else:
+            from .object_cues import ObjectCueSettings, apply_object_cues
+
+            cues[name] = apply_object_cues(scene, default_encoder(), ObjectCueSettings(weight=weight))
     models = dict(meta.get("models") or {})
     models["segmenter"] = getattr(segmenter, "name", type(segmenter).__name__)
     if getattr(segmenter, "model_type", None):  # SAM: vit_b / vit_l / vit_h, or vit_t (MobileSAM)
@@ -277,8 +292,14 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
         calibrated = (getattr(encoder, "metadata", None) or {}).get("other_threshold")
         if calibrated is not None:  # the encoder's threshold for its mean descriptors (core.bench.other_threshold)
             models["descriptor"]["other_threshold"] = float(calibrated)
-    if structure is not None:
-        models["structure_cues"] = structure
+    if (cues.get("object_cues") or {}).get("segments"):  # the cue lowers cosines: its own calibrated threshold
+        from .object_cues import calibrated_threshold
+
+        thr = calibrated_threshold(getattr(encoder, "weights_sha256", ""), st.object_weight)
+        cues["object_cues"]["other_threshold"] = thr
+        if thr is not None:
+            models["descriptor"]["other_threshold"] = thr
+    models.update(cues)
     meta["models"] = models
     meta.setdefault("timings", {}).update({"semantics.segments": t1 - t0, "semantics.segments.masks": t_masks,
                                           "semantics.segments.describe": t_describe, "semantics.lifting": t2 - t1,

@@ -1,0 +1,1 @@
+"""Priors shipped with the project (data, no code): see README.md."""
