@@ -39,8 +39,7 @@ def described_scene(path: Path, cache: Path):
     bench = load_scene(path)
     st = SemanticsSettings.from_env("compact")
     st.structure_weight, st.object_weight = 0.0, 0.0
-    f = cache / (f"{bench['info']['hash'][:16]}-{st.pooling}-{st.pool_scale}-{st.pool_min_side}-{st.pool_small_scale}"
-                 + (f"-novelty{st.view_novelty}" if st.view_novelty else "") + ".ov3r")
+    f = cache / f"{bench['info']['hash'][:16]}-{st.pooling}-{st.pool_scale}-{st.pool_min_side}-{st.pool_small_scale}.ov3r"
     if f.exists():
         return bench, load_semantic(f)
     res, images, _, _ = gt_scene(path, frames=30, points=200_000)
@@ -124,8 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tl = transfer_labels(gt_pts, aligned, _closed_set_labels(s), k=5)
             confs[name] += confusion_matrix(bench["gt_cloud"]["semantic"], tl, len(CLASSES))
             rooms[name].append(segments_gt(s, point_gt, text))
-        print(f"{bench['info']['config']['name']}: {len(scene.segments)} segments, keyframes "
-              f"{scene.metadata.get('semantic_keyframes')}; {rec}", file=sys.stderr, flush=True)
+        print(f"{bench['info']['config']['name']}: {len(scene.segments)} segments; {rec}", file=sys.stderr, flush=True)
     out = {}
     print("| variant | mIoU | mAcc | f-mIoU | head | common | tail | floor | wall | ceiling | door | window | table "
           f"| best 'other' threshold | balanced accuracy | query P / R at it | query P / R at {a.threshold} |")

@@ -23,7 +23,6 @@ the class logits (``metadata["models"]["object_cues"]``).
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 from collections.abc import Sequence
@@ -34,8 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..jobs import JobContext
-from ..scene import Cameras, SemanticScene
-from .view_novelty import novel_keyframes
+from ..scene import SemanticScene
 
 ENCODERS = ("compact", "openclip")
 DESCRIPTORS = ("mean", "fused")
@@ -77,7 +75,6 @@ class SemanticsSettings:
     # object_cues: shift of the class logits per unit of log height / reach fit. Off: on the validation rooms
     # 0.06 is the best weight (+0.5 mIoU, within the lifting's noise), so it is an option, not the default
     object_weight: float = 0.0
-    view_novelty: float = 0.0  # view_novelty: describe a keyframe when this share of what it sees is new; 0 = every one
     lift: Any = None  # lifting.LiftSettings; None = defaults
     descriptor: str | None = None  # "mean" | "fused"; None: fused when OVS weights exist (else mean)
     ovs_weights: str | None = None  # other OVS fusion weights than the shipped ones
@@ -90,7 +87,7 @@ class SemanticsSettings:
         OV3R_SAM_MODEL_TYPE, OV3R_SAM_POINTS, OV3R_OPENCLIP_MODEL, OV3R_OPENCLIP_CHECKPOINT, OV3R_OPENCLIP_CONFIG,
         OV3R_COMPACT_WEIGHTS, OV3R_DESCRIPTOR ("mean" | "fused"), OV3R_OVS_WEIGHTS,
         OV3R_DINO_CHECKPOINT, OV3R_CROP, OV3R_POOLING, OV3R_POOL_SCALE, OV3R_POOL_MIN_SIDE, OV3R_POOL_SMALL_SCALE,
-        OV3R_STRUCTURE_WEIGHT, OV3R_STRUCTURE_SURFACES (comma-separated), OV3R_OBJECT_WEIGHT, OV3R_VIEW_NOVELTY,
+        OV3R_STRUCTURE_WEIGHT, OV3R_STRUCTURE_SURFACES (comma-separated), OV3R_OBJECT_WEIGHT,
         OV3R_ENCODER_PRECISION when set."""
         s = SemanticsSettings(encoder=encoder)
         s.sam_checkpoint = os.environ.get("OV3R_SAM_CHECKPOINT") or None
@@ -117,8 +114,6 @@ class SemanticsSettings:
             s.structure_surfaces = tuple(os.environ["OV3R_STRUCTURE_SURFACES"].split(","))
         if os.environ.get("OV3R_OBJECT_WEIGHT"):
             s.object_weight = float(os.environ["OV3R_OBJECT_WEIGHT"])
-        if os.environ.get("OV3R_VIEW_NOVELTY"):
-            s.view_novelty = float(os.environ["OV3R_VIEW_NOVELTY"])
         s.precision = os.environ.get("OV3R_ENCODER_PRECISION") or s.precision
         return s
 
@@ -211,12 +206,10 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
     spacing = spacing if spacing is not None else point_spacing(scene.points)
     frame_masks: list[list[np.ndarray]] = []
     frame_desc: list[np.ndarray] = []
-    described = np.flatnonzero(novel_keyframes(scene.points, cams, st.view_novelty))
-    view = scene if len(described) == len(cams) else _with_keyframes(scene, described)
-    M = len(described)
+    M = len(cams)
     t_masks = t_describe = 0.0  # the segments stage's two parts, for the speed accounting
     ctx.progress("semantics: segments", 0, M)
-    for done, f in enumerate(described):
+    for f in range(M):
         ctx.check_cancel()
         img = np.asarray(images[f])
         H, W = img.shape[:2]
@@ -242,12 +235,11 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
                 frame_feats.append(fd.frame_features(img, masks, encoder))
         t_masks += tb - ta
         t_describe += time.perf_counter() - tb
-        ctx.progress("semantics: segments", done + 1, M)
+        ctx.progress("semantics: segments", f + 1, M)
     t1 = time.perf_counter()
     ctx.progress("semantics: lifting", 0, 1)
-    lift = lift_into_scene(view, frame_masks, frame_desc if frame_desc else None,
+    lift = lift_into_scene(scene, frame_masks, frame_desc if frame_desc else None,
                            getattr(encoder, "space_id", None), st.lift, spacing)
-    scene.segment_id, scene.segments = view.segment_id, view.segments
     ctx.progress("semantics: lifting", 1, 1)
     t2 = time.perf_counter()
     if capture is not None:
@@ -255,7 +247,7 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
                        mean_descriptor=np.array(scene.segments.descriptor, copy=True))
     if fd is not None:
         ctx.progress("semantics: descriptors", 0, 1)
-        inputs = fd.segment_inputs(view, lift, frame_feats)
+        inputs = fd.segment_inputs(scene, lift, frame_feats)
         if len(scene.segments):
             scene.segments.descriptor = fd.describe(inputs)
         if capture is not None:
@@ -313,15 +305,4 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
                                           "semantics.segments.describe": t_describe, "semantics.lifting": t2 - t1,
                                           "semantics.descriptor": time.perf_counter() - t2})
     meta["segments"] = len(scene.segments)
-    meta["semantic_keyframes"] = {"described": M, "of": len(cams), "min_new": st.view_novelty}
     return scene
-
-
-def _with_keyframes(scene: SemanticScene, keep: np.ndarray) -> SemanticScene:
-    """A shallow copy of ``scene`` whose cameras are the keyframes ``keep`` (indices) only; points and
-    metadata shared."""
-    view = copy.copy(scene)
-    c = scene.cameras
-    view.cameras = Cameras(c.intrinsics[keep], c.world_from_camera[keep], c.timestamps[keep], c.frame_index[keep],
-                           c.image_size)
-    return view
