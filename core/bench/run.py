@@ -124,10 +124,20 @@ def evaluate_scene(engine: str, path: Path, semantics: Optional[str] = "compact"
     from .semantic_metrics import confusion_matrix, transfer_labels
     from ..scenegen.taxonomy import CLASSES
 
+    from ..jobs import JobError
+
     scene = load_scene(path)
     gt_pts = scene["gt_cloud"]["points"].astype(np.float64)
     gt_W = scene["cameras"]["world_from_camera"]
-    pts, labels, Wc, fi, secs, meta = _run_engine(engine, scene, semantics, engine_settings)
+    try:
+        pts, labels, Wc, fi, secs, meta = _run_engine(engine, scene, semantics, engine_settings)
+    except JobError as exc:  # the product refused the video: the room counts, every GT point missed
+        row = {"scene": scene["info"]["config"]["name"], "hash": scene["info"]["hash"][:12], "engine": engine,
+               "frames": len(gt_W), "points": 0, "error": str(exc)}
+        if semantics:
+            gt_sem = scene["gt_cloud"]["semantic"]
+            row["_conf"] = confusion_matrix(gt_sem, np.zeros_like(gt_sem), len(CLASSES))
+        return row
     timings = dict(meta.get("timings") or {})
     n_frames = len(gt_W)
     row: Dict = {"scene": scene["info"]["config"]["name"], "hash": scene["info"]["hash"][:12], "engine": engine,
@@ -192,7 +202,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         p.error("--semantics oracle needs --engine gt-geometry")
     rows = [evaluate_scene(a.engine, s, sem_kind, engine_settings) for s in resolve_scenes(a.scenes)]
     cols = ["scene", "engine", "frames", "fps", "points", "ate_cm", "acc_cm", "comp_cm", "f@1cm", "f@2cm", "f@5cm"]
-    print(_markdown(rows, cols))
+    print(_markdown(rows, cols + (["error"] if any("error" in r for r in rows) else [])))
     # each scene's confusion matrix too, so runs over parts of a room set can be pooled afterwards
     out: Dict = {"scenes": [{k: (v.tolist() if k == "_conf" else v) for k, v in r.items()} for r in rows]}
     confs = [r["_conf"] for r in rows if "_conf" in r]

@@ -74,3 +74,19 @@ def test_oracle_semantics_scores_the_segments_ceiling(tiny_scene, tmp_path, caps
 
     with pytest.raises(SystemExit):
         main(["--scenes", str(tiny_scene), "--engine", "gt", "--semantics", "oracle"])
+
+
+def test_a_room_the_product_refuses_is_reported_and_counted_as_missed(tiny_scene, tmp_path, capsys, monkeypatch):
+    """One room's JobError (say, no dense surface on a blank walk) does not end the run: its row says why,
+    and its GT points count as unlabelled predictions in the pooled semantics."""
+    import core.bench.run as run
+    from core.jobs import JobError
+
+    def refuse(*args, **kwargs):
+        raise JobError("camera motion was recovered for 2 of 9 keyframes")
+
+    monkeypatch.setattr(run, "_run_engine", refuse)
+    res, printed = _bench(["--scenes", str(tiny_scene), str(tiny_scene), "--engine", "sfm"], tmp_path, capsys)
+    assert [r["error"] for r in res["scenes"]] == ["camera motion was recovered for 2 of 9 keyframes"] * 2
+    assert "| error |" in printed and "2 of 9 keyframes" in printed
+    assert res["semantic"]["miou"] == 0.0 and res["semantic"]["num_present"] >= 3
