@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["described_scene", "apply_variant", "segments_gt", "main"]
+__all__ = ["described_scene", "apply_variant", "main"]
 
 
 def described_scene(path: Path, cache: Path):
@@ -69,22 +69,6 @@ def apply_variant(scene, variant: dict) -> dict:
     return out
 
 
-def segments_gt(scene, point_gt: np.ndarray, text: np.ndarray):
-    """``other_threshold.RoomSegmentsGT`` of a described scene whose points carry the GT classes ``point_gt`` (N,)."""
-    from ..scenegen.taxonomy import CLASSES
-    from ..semantics.query import segment_scores
-    from .other_threshold import RoomSegmentsGT
-
-    S = len(scene.segments)
-    seg = np.asarray(scene.segment_id)
-    ok = seg >= 0
-    counts = np.zeros((S, len(CLASSES)), np.int64)
-    np.add.at(counts, (seg[ok], point_gt[ok]), 1)
-    totals = np.bincount(point_gt, minlength=len(CLASSES))[1:].astype(np.float64)
-    return RoomSegmentsGT(segment_scores(scene, text), counts.argmax(1) - 1, counts.sum(1).astype(np.float64), "mean",
-                          counts[:, 1:].astype(np.float64), totals)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m core.bench.cue_study", description=__doc__.split("\n\n")[0])
     p.add_argument("--scenes", nargs="+", default=["validation"])
@@ -99,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .run import _closed_set_labels, resolve_scenes
     from scipy.spatial import cKDTree
     from ..semantics.text_encoder import default_encoder, prompt
-    from .other_threshold import balanced_accuracy, best_threshold, query_selection
+    from .other_threshold import balanced_accuracy, best_threshold, query_selection, segments_gt
     from .semantic_metrics import confusion_matrix, semantic_scores, transfer_labels
 
     variants = json.loads(a.variants)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RoomSegmentsGT", "balanced_accuracy", "best_threshold", "query_selection", "room_segments_gt",
+__all__ = ["RoomSegmentsGT", "balanced_accuracy", "best_threshold", "query_selection", "room_segments_gt", "segments_gt",
            "room_set_segments"]
 
 
@@ -60,7 +60,6 @@ def room_segments_gt(scene_dir: Path, frames: int = 20, points: int = 150_000,
     ``scene_dir`` with GT geometry."""
     from ..jobs import JobContext
     from ..bench.eval_scene import gt_scene
-    from ..semantics.query import segment_scores
     from ..semantics.stage import SemanticsSettings, run_semantics
     from ..semantics.text_encoder import default_encoder, prompt
     from ..scenegen.taxonomy import CLASSES
@@ -69,7 +68,15 @@ def room_segments_gt(scene_dir: Path, frames: int = 20, points: int = 150_000,
     st = SemanticsSettings.from_env("compact")
     st.ovs_weights = str(ovs_weights) if ovs_weights is not None else st.ovs_weights
     run_semantics(scene, images, JobContext(), st)
-    text = default_encoder().encode([prompt(c) for c in CLASSES[1:]])
+    return segments_gt(scene, sem, default_encoder().encode([prompt(c) for c in CLASSES[1:]]))
+
+
+def segments_gt(scene, sem: np.ndarray, text: np.ndarray) -> RoomSegmentsGT:
+    """:class:`RoomSegmentsGT` of a described scene whose points carry the GT classes ``sem`` (N,) (taxonomy
+    ids), scored against ``text`` (T, D): the class embeddings of the taxonomy without "unlabeled"."""
+    from ..semantics.query import segment_scores
+    from ..scenegen.taxonomy import CLASSES
+
     S = len(scene.segments)
     seg = scene.segment_id
     ok = seg >= 0
@@ -87,11 +94,9 @@ def room_set_segments(kind: str, n: int, frames: int, cache: Path | None) -> lis
     settings' image encoder), from ``cache`` when it has them for the same room, frames and encoder
     weights (the file's SHA-256: a recalibrated or centred file is a new key)."""
     from ..hashing import file_sha256
-    from ..models.compact.encoder import DEFAULT_WEIGHTS
-    from ..semantics.stage import SemanticsSettings
     from ..scenegen.suite import cached_scene, named_rooms
 
-    weights = file_sha256(SemanticsSettings.from_env("compact").compact_weights or DEFAULT_WEIGHTS)[:12]
+    weights = file_sha256(_encoder_weights())[:12]
     out = []
     for cfg in named_rooms(kind, n):
         scene_dir = cached_scene(cfg)
@@ -183,20 +188,12 @@ def write_threshold(weights: Path, threshold: float, info: dict) -> None:
     save_file(tensors, str(weights), metadata=meta)
 
 
-def _object_cue_weight(rooms: Sequence[RoomSegmentsGT]) -> float:
-    """The object cue's weight the rooms' descriptors were made with (the stage's settings; 0 = off)."""
-    from ..semantics.stage import SemanticsSettings
-
-    return float(SemanticsSettings.from_env("compact").object_weight) if rooms else 0.0
-
-
-def _encoder_sha256() -> str:
-    """SHA-256 of the image encoder weights the stage loads (the settings resolve them)."""
-    from ..hashing import file_sha256
+def _encoder_weights() -> Path:
+    """The image encoder weights the stage loads (the default compact weights or ``$OV3R_COMPACT_WEIGHTS``)."""
     from ..models.compact.encoder import DEFAULT_WEIGHTS
     from ..semantics.stage import SemanticsSettings
 
-    return file_sha256(SemanticsSettings.from_env("compact").compact_weights or DEFAULT_WEIGHTS)
+    return Path(SemanticsSettings.from_env("compact").compact_weights or DEFAULT_WEIGHTS)
 
 
 def _calibrated_weights(descriptors: list[str], ovs_weights: Path | None) -> Path:
@@ -205,10 +202,7 @@ def _calibrated_weights(descriptors: list[str], ovs_weights: Path | None) -> Pat
     if descriptors == ["ovs_fusion"] and ovs_weights is not None:
         return ovs_weights
     if descriptors == ["mean"]:  # the weights the stage loaded: the same settings resolve them
-        from ..models.compact.encoder import DEFAULT_WEIGHTS
-        from ..semantics.stage import SemanticsSettings
-
-        return Path(SemanticsSettings.from_env("compact").compact_weights or DEFAULT_WEIGHTS)
+        return _encoder_weights()
     raise SystemExit(f"the rooms mixed descriptors ({descriptors}): nothing to write to")
 
 
@@ -249,7 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"other {c['out_vocab'][i]:.3f}); a class-name query selects with precision "
                   f"{q['precision'][i]:.3f}, recall {q['recall'][i]:.3f} ({int(q['queries'])} queries)")
         return 0
-    cue_weight = _object_cue_weight(rooms)
+    from ..semantics.stage import SemanticsSettings
+
+    cue_weight = float(SemanticsSettings.from_env("compact").object_weight)  # the rooms were described with it
     curve = balanced_accuracy(rooms, np.round(np.arange(0.0, 1.0001, 0.01), 2), a.trials)
     thr = best_threshold(curve)
     i = int(np.argmin(np.abs(curve["threshold"] - thr)))
@@ -268,7 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.write and cue_weight:
         from ..semantics.object_cues import write_calibration
 
-        target = write_calibration(_encoder_sha256(), cue_weight, thr, info)
+        from ..hashing import file_sha256
+
+        target = write_calibration(file_sha256(_encoder_weights()), cue_weight, thr, info)
         print(f"wrote other_threshold = {thr:.2f} for the object cue at weight {cue_weight} into {target}")
     elif a.write:
         target = _calibrated_weights(info["descriptor"], weights)
