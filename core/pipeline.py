@@ -132,6 +132,8 @@ def reconstruct_video(video: str | Path, ctx: JobContext, settings: ReconstructS
         metadata["mapping"] = rec.extras["mapping"]
     if "filled" in rec.extras:
         metadata["filled"] = rec.extras["filled"]
+    if rec.extras.get("room_axes") is not None:
+        metadata["room_axes"] = rec.extras["room_axes"]
     path = place_frames(np.asarray(stamps), np.array([kf.index for kf in keyframes]), rec.cameras,
                         rec.extras.get("frame_poses"))
     metadata["coverage"] = coverage = coverage_report(path, {kf.index: kf.image for kf in keyframes})

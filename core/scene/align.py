@@ -24,6 +24,7 @@ __all__ = [
     "auto_align",
     "decompose",
     "find_floor",
+    "room_axes",
     "scale_transform",
     "transform_points",
     "transform_scene",
@@ -192,18 +193,37 @@ def wall_angle(points_z_up: np.ndarray, seed: int = 0) -> float:
     return theta
 
 
-def alignment_transform(points: np.ndarray, world_from_camera: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+def alignment_transform(points: np.ndarray, world_from_camera: np.ndarray | None = None, seed: int = 0,
+                        axes: np.ndarray | None = None) -> np.ndarray:
     """4x4 rigid transform: floor normal -> +Z, floor at Z=0, dominant wall along X, the room's
-    footprint centred on the origin."""
+    footprint centred on the origin.
+
+    axes: (3,3) rows (wall direction, wall direction, up) known otherwise (``manhattan.manhattan_axes``):
+    then only the floor's height and the footprint's centre come from the points."""
     pts = np.asarray(points, np.float64)
-    # A turning path gives "up" within a degree or so: search near it, where a weak floor (a few
-    # percent of a furnished room's cloud) cannot lose to a tilted layer of clutter.
-    turning = world_from_camera is not None and len(world_from_camera) and _turning_up(world_from_camera) is not None
-    n, d = find_floor(pts, up_prior(world_from_camera, pts), max_tilt_deg=10.0 if turning else 30.0, seed=seed)
+    if axes is not None:
+        n = np.asarray(axes[2], np.float64) / np.linalg.norm(axes[2])
+        p = _subsample(pts, 40_000, np.random.default_rng(seed))
+        extent = float(np.linalg.norm(np.percentile(p, 98, 0) - np.percentile(p, 2, 0))) or 1.0
+        bin_size = 0.003 * extent
+        scores, heights = _floor_peaks(p, n[None], bin_size, 0.02)
+        if scores[0] < 0.005 * len(p):
+            raise ValueError("no floor found along the given up axis")
+        h = p @ n
+        d = float(np.median(h[np.abs(h - heights[0]) < 1.5 * bin_size]))
+    else:
+        # A turning path gives "up" within a degree or so: search near it, where a weak floor (a few
+        # percent of a furnished room's cloud) cannot lose to a tilted layer of clutter.
+        turning = world_from_camera is not None and len(world_from_camera) and _turning_up(world_from_camera) is not None
+        n, d = find_floor(pts, up_prior(world_from_camera, pts), max_tilt_deg=10.0 if turning else 30.0, seed=seed)
     r1 = _rotation_to_z(n)
     q = pts @ r1.T
     q[:, 2] -= d
-    theta = wall_angle(q, seed=seed)
+    if axes is not None:
+        x = r1 @ np.asarray(axes[0], np.float64)
+        theta = float(np.arctan2(x[1], x[0]))
+    else:
+        theta = wall_angle(q, seed=seed)
     c, s = np.cos(-theta), np.sin(-theta)
     rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
     rot = rz @ r1
@@ -267,6 +287,8 @@ def transform_scene(scene: SemanticScene, t: np.ndarray) -> SemanticScene:
     meta = dict(scene.metadata)
     prev = np.asarray(meta.get("alignment", np.eye(4).tolist()), np.float64)
     meta["alignment"] = (t @ prev).tolist()
+    if meta.get("room_axes") is not None:  # directions: rotated, not moved
+        meta["room_axes"] = (np.asarray(meta["room_axes"], np.float64) @ t[:3, :3].T).tolist()
     return replace(
         scene,
         points=transform_points(scene.points, t).astype(np.float32),
@@ -278,12 +300,19 @@ def transform_scene(scene: SemanticScene, t: np.ndarray) -> SemanticScene:
     )
 
 
+def room_axes(scene: SemanticScene) -> np.ndarray | None:
+    """(3,3) rows (wall, wall, up) the geometry engine found from the keyframes' lines, or None."""
+    axes = scene.metadata.get("room_axes")
+    return None if axes is None else np.asarray(axes, np.float64)
+
+
 def auto_align(scene: SemanticScene) -> tuple[SemanticScene, str]:
     """Aligned copy of ``scene`` and "" , or ``scene`` unchanged and why not (never raises)."""
     if len(scene) < 100:
         return scene, "too few points to align"
     try:
-        t = alignment_transform(scene.points, scene.cameras.world_from_camera if len(scene.cameras) else None)
+        t = alignment_transform(scene.points, scene.cameras.world_from_camera if len(scene.cameras) else None,
+                                axes=room_axes(scene))
     except (ValueError, np.linalg.LinAlgError) as exc:
         return scene, str(exc)
     return transform_scene(scene, t), ""

@@ -42,17 +42,19 @@ class RoomBox:
         return np.all(world_points @ self.normals.T < self.offsets - margin, axis=1)
 
 
-def _outer_layer(values: np.ndarray, inside: float, side: int, bin_size: float, min_frac: float) -> float | None:
+def _outer_layer(values: np.ndarray, inside: float, side: int, bin_size: float, min_frac: float,
+                 peak: float = 0.0) -> float | None:
     """The outermost dense layer of ``values`` (N,) beyond ``inside`` on one side (+1 or -1), or None.
 
-    A layer is a histogram bin (``bin_size``) holding at least ``min_frac`` of the points on that side.
+    A layer is a histogram bin (``bin_size``) holding at least ``min_frac`` of the points on that side and
+    ``peak`` times the mean bin's count.
     """
     v = values[(values - inside) * side > 0]
     if v.size < 50:
         return None
     dist = (v - inside) * side
     counts = np.bincount(np.floor(dist / bin_size).astype(np.int64))
-    dense = np.flatnonzero(counts >= min_frac * v.size)
+    dense = np.flatnonzero((counts >= min_frac * v.size) & (counts >= peak * counts.mean()))
     if dense.size == 0:
         return None
     k = dense.max()
@@ -77,14 +79,18 @@ def _refine_side(points: np.ndarray, normal: np.ndarray, offset: float, band: fl
 
 
 def find_room_box(points: np.ndarray, world_from_camera: np.ndarray, bin_size: float,
-                  min_frac: float = 0.01, seed: int = 0) -> RoomBox | None:
+                  min_frac: float = 0.01, seed: int = 0, axes: np.ndarray | None = None,
+                  min_ceiling: float = 1.3) -> RoomBox | None:
     """The room's box from dense points (N,3) and the cameras (M,4,4) that filmed it; None when the
     cloud has no floor to align to.
 
     bin_size: the thickness of a layer (scene units: about 1 % of the room's size).
+    axes: (3,3) rows (wall, wall, up) from the images (``manhattan.manhattan_axes``): the sides are then
+    kept square to them (only their offsets are fitted); None: the axes of the measured points.
+    min_ceiling: the lowest ceiling, in units of the highest camera's height above the floor.
     """
     try:
-        a = alignment_transform(points, world_from_camera, seed=seed)
+        a = alignment_transform(points, world_from_camera, seed=seed, axes=axes)
     except (ValueError, np.linalg.LinAlgError):
         return None
     q = transform_points(points, a)
@@ -98,13 +104,21 @@ def find_room_box(points: np.ndarray, world_from_camera: np.ndarray, bin_size: f
         for sign, inside in ((-1, c[:, ax].min()), (1, c[:, ax].max())):
             if ax == 2 and sign < 0:
                 continue
-            at = _outer_layer(q[:, ax], inside, sign, bin_size, min_frac)
+            # the ceiling must be a peak of the heights: the walls' points spread evenly over them, and the top
+            # of their measured part would otherwise be a "ceiling" that cuts the walls off
+            at = _outer_layer(q[:, ax], inside, sign, bin_size, min_frac, peak=3.0 if ax == 2 else 0.0)
+            if ax == 2 and at is not None and at < min_ceiling * c[:, 2].max():
+                at = None  # a desk top or a shelf under which a person held the camera, not the ceiling
             if at is not None:
                 sides.append((sign * np.eye(3)[ax], sign * at))
     rot, shift = a[:3, :3], a[:3, 3]
     normals, offsets = [], []
     for n, off in sides:
-        n, off = _refine_side(q, n, off, 1.5 * bin_size)
+        if axes is None:
+            n, off = _refine_side(q, n, off, 1.5 * bin_size)
+        else:  # the lines' axes are truer than a plane fitted to a few measured patches: the offset only
+            near = q[np.abs(q @ n - off) < 1.5 * bin_size]
+            off = float(np.median(near @ n)) if len(near) >= 50 else off
         normals.append(rot.T @ n)  # aligned n.q < off  <=>  (R^T n).x < off - n.shift
         offsets.append(off - n @ shift)
     return RoomBox(np.array(normals), np.array(offsets))

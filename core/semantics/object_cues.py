@@ -40,7 +40,7 @@ import numpy as np
 
 from ..models.shipped import CLASS_HEIGHTS
 from ..scene import SemanticScene
-from ..scene.align import alignment_transform, transform_points
+from ..scene.align import alignment_transform, room_axes, transform_points
 from .text_encoder import prompt
 
 __all__ = ["VALIDATED_WEIGHT", "ObjectCueSettings", "load_prior", "calibrated_threshold", "write_calibration", "segment_spans",
@@ -112,7 +112,7 @@ def segment_spans(scene: SemanticScene, st: ObjectCueSettings, align: np.ndarray
     pts = np.asarray(scene.points, np.float64)
     wfc = np.asarray(scene.cameras.world_from_camera, np.float64)
     if align is None:
-        align = alignment_transform(pts, wfc)
+        align = alignment_transform(pts, wfc, axes=room_axes(scene))
     eye = np.median(transform_points(wfc[:, :3, 3], align)[:, 2])
     if not eye > 0:
         raise ValueError("the cameras are not above the floor the alignment found")

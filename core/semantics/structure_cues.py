@@ -21,6 +21,7 @@ import numpy as np
 
 from ..scene import SemanticScene
 from ..scene.extent import scene_extent
+from ..scene.align import room_axes
 from ..scene.room_box import RoomBox, find_room_box
 from .text_encoder import prompt
 
@@ -56,7 +57,8 @@ def structure_segments(scene: SemanticScene, st: StructureSettings | None = None
         return out
     extent = scene_extent(pts)
     if box is None:
-        box = find_room_box(pts, np.asarray(scene.cameras.world_from_camera, np.float64), extent / st.box_bins)
+        box = find_room_box(pts, np.asarray(scene.cameras.world_from_camera, np.float64), extent / st.box_bins,
+                            axes=room_axes(scene))
     if box is None:
         return out
     kinds = side_kinds(box)

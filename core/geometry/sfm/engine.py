@@ -29,6 +29,8 @@ from .fusion import PointSet, statistical_outliers, voxel_downsample
 from .plane_sweep import plane_sweep
 from .planar_fill import PlanarFillSettings, fill_planar
 from ...scene.extent import scene_extent
+from ...scene.align import up_prior
+from ...scene.manhattan import manhattan_axes
 from ...scene.room_box import find_room_box
 from .view_selection import depth_range, pair_scores, select_neighbours
 
@@ -86,6 +88,9 @@ class SfmSettings:
     # loosely (one view, 2 %) they filled more but doubled Acc on the dev walks (docs/experiments/geometry.md).
     planar_fill: bool = True
     room_box: bool = True
+    # The box square to the axes of the keyframes' straight lines (core.scene.manhattan) rather than to the
+    # measured points' (which tilt with the few measured patches of blank walls).
+    line_axes: bool = True
     box_bins: int = 150  # the box's layers are scene extent / box_bins thick
     voxel_size: float | None = None  # None: scene extent / voxel_divisions
     voxel_divisions: int = 400
@@ -113,11 +118,13 @@ class SfmEngine:
 
     def __init__(self, settings: SfmSettings | None = None) -> None:
         self.settings = settings or SfmSettings()
+        self.room_axes: np.ndarray | None = None  # (3,3) of the last reconstruction, when its lines gave them
 
     def reconstruct(
         self, keyframes: list[Keyframe], ctx: JobContext, intrinsics: np.ndarray | None = None
     ) -> Reconstruction:
         st = self.settings
+        self.room_axes = None
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         tracks = [kf.tracks for kf in keyframes] if st.use_tracks else None
@@ -166,6 +173,8 @@ class SfmEngine:
                            "confidence": FILLED_CONFIDENCE},
                 "timings": timings,
                 "mapping": sparse.mapping,
+                # the room's axes from the keyframes' lines (rows: wall, wall, up), for whatever aligns to the room
+                "room_axes": None if self.room_axes is None else self.room_axes.tolist(),
                 "frame_poses": {"index": sparse.frame_index,
                                 "world_from_camera": sparse.frame_poses.astype(np.float32)},
             },
@@ -234,7 +243,11 @@ class SfmEngine:
         m = len(kept)
         fill_st = PlanarFillSettings(seed=st.seed)
         ctx.progress("dense: planes", 0, 2 * m)
-        box = find_room_box(measured, wfc, scene_extent(measured) / st.box_bins, seed=st.seed) if st.room_box else None
+        box = None
+        if st.room_box:
+            axes = manhattan_axes(imgs, [K] * m, wfc, up_prior(wfc, measured)) if st.line_axes else None
+            self.room_axes = axes
+            box = find_room_box(measured, wfc, scene_extent(measured) / st.box_bins, seed=st.seed, axes=axes)
         h, w = kept[0].shape
         rays = pixel_rays(K, h, w)
         fills = []
