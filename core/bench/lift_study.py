@@ -9,7 +9,9 @@ hands the lifting (the scene before lifting, each keyframe's masks and descripto
 variant then lifts again with its :class:`core.semantics.lifting.LiftSettings` fields (unset fields: the
 defaults), applies the structure cue as the stage does, labels every segment with its best class of the
 taxonomy and is scored by the DESIGN.md protocol, one confusion matrix pooled over the scenes. Also printed:
-the largest segment's share of the points (a lifting that chains surfaces together shows there first).
+the largest segment's share of the points (a lifting that chains surfaces together shows there first). Each variant
+keeps the lifting's averaged descriptors: a fused descriptor (``descriptor: fused``) is not re-applied, so run it
+with the default's plain mean descriptors.
 """
 
 from __future__ import annotations
