@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from scipy.spatial import cKDTree
     from ..semantics.text_encoder import default_encoder, prompt
     from .other_threshold import balanced_accuracy, best_threshold, query_selection, segments_gt
-    from .semantic_metrics import confusion_matrix, semantic_scores, transfer_labels
+    from .semantic_metrics import confusion_matrix, score_cells, semantic_scores, transfer_labels
 
     variants = json.loads(a.variants)
     cache = a.cache or cache_dir("cue_study")
@@ -115,10 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in variants:
         sem = semantic_scores(confs[name], CLASSES)
         out[name] = {**sem, "confusion": confs[name].tolist()}
-        per = sem["per_class"]
-        cells = [f"{100 * sem[k]:.2f}" for k in ("miou", "macc", "fmiou", "head_miou", "common_miou", "tail_miou")]
-        cells += [f"{100 * per[c]['iou']:.1f}" if c in per else "-" for c in
-                  ("floor", "wall", "ceiling", "door", "window", "table")]
+        cells = score_cells(sem, ("floor", "wall", "ceiling", "door", "window", "table"))
         curve = balanced_accuracy(rooms[name], grid)
         best = best_threshold(curve)
         q = query_selection(rooms[name], np.array([best, a.threshold]))

@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..scenegen.taxonomy import CLASSES
     from . import metrics as M
     from .run import _closed_set_labels, resolve_scenes
-    from .semantic_metrics import confusion_matrix, semantic_scores, transfer_labels
+    from .semantic_metrics import confusion_matrix, score_cells, semantic_scores, transfer_labels
 
     variants = json.loads(a.variants)
     confs = {v: np.zeros((len(CLASSES), len(CLASSES)), np.int64) for v in variants}
@@ -137,9 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for v in variants:
         sem = semantic_scores(confs[v], CLASSES)
-        per = sem["per_class"]
-        cells = [f"{100 * sem[k]:.2f}" for k in ("miou", "macc", "fmiou", "head_miou", "common_miou", "tail_miou")]
-        cells += [f"{100 * per[c]['iou']:.1f}" if c in per else "-" for c in ("floor", "wall", "ceiling")]
+        cells = score_cells(sem, ("floor", "wall", "ceiling"))
         cells.append(f"{100 * np.median([r['largest'] for r in rooms[v].values()]):.1f}")
         cells.append(" ".join(f"{100 * r['miou']:.2f}" for r in rooms[v].values()))
         out[v] = {**sem, "rooms": rooms[v], "confusion": confs[v].tolist()}

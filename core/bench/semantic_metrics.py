@@ -21,7 +21,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 from scipy.spatial import cKDTree
 
-__all__ = ["transfer_labels", "confusion_matrix", "semantic_scores", "thirds_by_frequency"]
+__all__ = ["transfer_labels", "confusion_matrix", "semantic_scores", "thirds_by_frequency", "score_cells"]
 
 
 def transfer_labels(gt_points: np.ndarray, pred_points: np.ndarray, pred_labels: np.ndarray, k: int = 5) -> np.ndarray:
@@ -124,3 +124,11 @@ def semantic_scores(conf: np.ndarray, class_names: Optional[Sequence[str]] = Non
     for g, cs in groups.items():
         out[f"{g}_miou"] = float(np.mean(iou[cs])) if cs else nan
     return out
+
+
+def score_cells(sem: Dict, classes: Sequence[str]) -> list:
+    """Markdown cells of ``semantic_scores`` output: mIoU, mAcc, f-mIoU, head / common / tail (percent), then
+    the IoU of each of ``classes`` ("-" when absent)."""
+    per = sem["per_class"]
+    cells = [f"{100 * sem[k]:.2f}" for k in ("miou", "macc", "fmiou", "head_miou", "common_miou", "tail_miou")]
+    return cells + [f"{100 * per[c]['iou']:.1f}" if c in per else "-" for c in classes]

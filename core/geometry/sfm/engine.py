@@ -118,13 +118,11 @@ class SfmEngine:
 
     def __init__(self, settings: SfmSettings | None = None) -> None:
         self.settings = settings or SfmSettings()
-        self.room_axes: np.ndarray | None = None  # (3,3) of the last reconstruction, when its lines gave them
 
     def reconstruct(
         self, keyframes: list[Keyframe], ctx: JobContext, intrinsics: np.ndarray | None = None
     ) -> Reconstruction:
         st = self.settings
-        self.room_axes = None
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         tracks = [kf.tracks for kf in keyframes] if st.use_tracks else None
@@ -146,7 +144,7 @@ class SfmEngine:
 
         t0 = time.perf_counter()
         with torch_threads(st.num_threads):
-            cloud = self._dense(sparse, ctx, cameras, meta)
+            cloud, room_axes = self._dense(sparse, ctx, cameras, meta)
         timings["dense"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -174,14 +172,16 @@ class SfmEngine:
                 "timings": timings,
                 "mapping": sparse.mapping,
                 # the room's axes from the keyframes' lines (rows: wall, wall, up), for whatever aligns to the room
-                "room_axes": None if self.room_axes is None else self.room_axes.tolist(),
+                "room_axes": None if room_axes is None else room_axes.tolist(),
                 "frame_poses": {"index": sparse.frame_index,
                                 "world_from_camera": sparse.frame_poses.astype(np.float32)},
             },
         )
 
-    def _dense(self, sparse: SparseModel, ctx: JobContext, cameras: Cameras, meta: dict) -> PointSet:
-        """Depth per registered keyframe, consistency filter as soon as its neighbours are done."""
+    def _dense(self, sparse: SparseModel, ctx: JobContext, cameras: Cameras, meta: dict
+               ) -> tuple[PointSet, np.ndarray | None]:
+        """Depth per registered keyframe, consistency filter as soon as its neighbours are done; -> the points
+        and the room's axes (3,3) the planar fills squared the box to (None without)."""
         st = self.settings
         m = len(sparse.images)
         h0, w0 = sparse.images[0].shape[:2]
@@ -232,21 +232,23 @@ class SfmEngine:
                 last_partial = i + 1
         measured = PointSet.concat(parts)
         if st.planar_fill and len(measured):
-            return PointSet.concat([measured, self._fill_planes(kept, imgs, nbrs, K, wfc, ctx, measured.points)])
-        return measured
+            filled, axes = self._fill_planes(kept, imgs, nbrs, K, wfc, ctx, measured.points)
+            return PointSet.concat([measured, filled]), axes
+        return measured, None
 
     def _fill_planes(self, kept: list[np.ndarray], imgs: list[np.ndarray], nbrs: list[np.ndarray],
-                     K: np.ndarray, wfc: np.ndarray, ctx: JobContext, measured: np.ndarray) -> PointSet:
+                     K: np.ndarray, wfc: np.ndarray, ctx: JobContext, measured: np.ndarray
+                     ) -> tuple[PointSet, np.ndarray | None]:
         """Points of the planar fills (planar_fill; the room's box from the measured points (N,3)) that a
-        neighbour's depth, measured or filled, confirms; their confidence is FILLED_CONFIDENCE."""
+        neighbour's depth, measured or filled, confirms, their confidence FILLED_CONFIDENCE; and the room's
+        axes (3,3) from the keyframes' lines that the box is square to (None without)."""
         st = self.settings
         m = len(kept)
         fill_st = PlanarFillSettings(seed=st.seed)
         ctx.progress("dense: planes", 0, 2 * m)
-        box = None
+        box = axes = None
         if st.room_box:
             axes = manhattan_axes(imgs, [K] * m, wfc, up_prior(wfc, measured)) if st.line_axes else None
-            self.room_axes = axes
             box = find_room_box(measured, wfc, scene_extent(measured) / st.box_bins, seed=st.seed, axes=axes)
         h, w = kept[0].shape
         rays = pixel_rays(K, h, w)
@@ -269,7 +271,7 @@ class SfmEngine:
             pts = backproject(fills[r], K, wfc[r]).reshape(-1, 3)[flat]
             parts.append(PointSet(pts.astype(np.float32), imgs[r].reshape(-1, 3)[flat].copy(),
                                   np.full(flat.size, FILLED_CONFIDENCE, np.float32), np.full(flat.size, r, np.int32)))
-        return PointSet.concat(parts)
+        return PointSet.concat(parts), axes
 
     def _filter_view(self, r: int, depths: list, confs: list, imgs: list[np.ndarray],
                      nbrs: list[np.ndarray], K: np.ndarray, wfc: np.ndarray) -> tuple[PointSet, np.ndarray]:
