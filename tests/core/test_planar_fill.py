@@ -70,6 +70,20 @@ def test_an_outline_on_two_surfaces_fills_nothing(use_box):
     assert (fill[back & ~outline] > 0).mean() < 0.05
 
 
+@pytest.mark.parametrize("veto_factor", [1.0, 0.8], ids=["veto-on-box", "veto-in-front"])
+def test_a_stricter_measurement_can_forbid_the_box(veto_factor):
+    """Most of the wall's outline on the box, a quarter of it measured strictly (the plane sweep's, beside
+    the sweep along the box): where those strict pixels lie in front of the box, something stands before
+    it and the region is not filled; where they lie on it, it is."""
+    K, wfc, img, gt, box, back, outline, measured = _blank_wall_view()
+    quarter = outline & (np.arange(gt.shape[1])[None, :] < np.nonzero(back.any(0))[0].min() + back.any(0).sum() // 4)
+    veto = np.where(quarter, measured * veto_factor, 0).astype(np.float32)
+    depth = np.where(veto > 0, veto, measured).astype(np.float32)
+    inner = back & ~outline
+    assert (fill_planar(depth, img, K, box_depth=box)[inner] > 0).mean() > 0.8  # without the veto: filled
+    assert ((fill_planar(depth, img, K, box_depth=box, veto=veto)[inner] > 0).mean() > 0.8) == (veto_factor == 1.0)
+
+
 def test_a_strip_of_support_spans_no_plane():
     """Only the wall's top rows measured (a line of points): its plane is not determined."""
     K, wfc, img, gt, box, back, outline, measured = _blank_wall_view()

@@ -28,6 +28,7 @@ from .depth_filter import backproject, consistency_filter, pixel_rays
 from .fusion import PointSet, statistical_outliers, voxel_downsample
 from .plane_sweep import plane_sweep
 from .planar_fill import PlanarFillSettings, fill_planar
+from .surface_check import box_factors, surface_costs
 from ...scene.extent import scene_extent
 from ...scene.align import up_prior
 from ...scene.manhattan import manhattan_axes
@@ -92,6 +93,15 @@ class SfmSettings:
     # measured points' (which tilt with the few measured patches of blank walls).
     line_axes: bool = True
     box_bins: int = 150  # the box's layers are scene extent / box_bins thick
+    # Unmeasured textured pixels whose windows match the neighbours on the room's box (warped by its depth, about
+    # as well as by any nearer copy of it) are measured there (surface_check): the fronto-parallel sweep misses
+    # slanted floors and walls. They support the planar fills too (docs/experiments/geometry.md).
+    box_photo: bool = True
+    box_sweep_near: float = 0.5  # the sweep along the box runs from this fraction of its depth to just beyond it
+    box_sweep_planes: int = 12
+    box_min_zncc: float = 0.7  # a pixel is on the box where it matches its neighbours this well there ...
+    box_cost_margin: float = 0.02  # ... and no nearer copy of the box matches better by more than this
+    min_texture_std: float = 0.01  # grey std (0-1) of a window that can match at all (as the plane sweep)
     voxel_size: float | None = None  # None: scene extent / voxel_divisions
     voxel_divisions: int = 400
     outlier_k: int = 12
@@ -232,46 +242,75 @@ class SfmEngine:
                 last_partial = i + 1
         measured = PointSet.concat(parts)
         if st.planar_fill and len(measured):
-            filled, axes = self._fill_planes(kept, imgs, nbrs, K, wfc, ctx, measured.points)
+            filled, axes = self._fill_planes(kept, imgs, nbrs, K, wfc, ctx, measured.points, device)
             return PointSet.concat([measured, filled]), axes
         return measured, None
 
     def _fill_planes(self, kept: list[np.ndarray], imgs: list[np.ndarray], nbrs: list[np.ndarray],
-                     K: np.ndarray, wfc: np.ndarray, ctx: JobContext, measured: np.ndarray
+                     K: np.ndarray, wfc: np.ndarray, ctx: JobContext, measured: np.ndarray, device: str
                      ) -> tuple[PointSet, np.ndarray | None]:
-        """Points of the planar fills (planar_fill; the room's box from the measured points (N,3)) that a
-        neighbour's depth, measured or filled, confirms, their confidence FILLED_CONFIDENCE; and the room's
-        axes (3,3) from the keyframes' lines that the box is square to (None without)."""
+        """Points that the room's box (from the measured points (N,3)) adds: measured by the sweep along it
+        (``box_photo``; their sweep confidence) and planar fills (planar_fill; confidence FILLED_CONFIDENCE),
+        each kept where a neighbour's depth, measured, swept or filled, confirms it; and the room's axes (3,3)
+        from the keyframes' lines that the box is square to (None without)."""
         st = self.settings
         m = len(kept)
         fill_st = PlanarFillSettings(seed=st.seed)
-        ctx.progress("dense: planes", 0, 2 * m)
+        ctx.progress("dense: planes", 0, 3 * m)
         box = axes = None
         if st.room_box:
             axes = manhattan_axes(imgs, [K] * m, wfc, up_prior(wfc, measured)) if st.line_axes else None
             box = find_room_box(measured, wfc, scene_extent(measured) / st.box_bins, seed=st.seed, axes=axes)
         h, w = kept[0].shape
         rays = pixel_rays(K, h, w)
+        box_depths = [box.depth(wfc[r], rays).reshape(h, w) if box is not None else None for r in range(m)]
+        swept = [np.zeros((h, w), np.float32) for _ in range(m)]
+        swept_conf = [np.zeros((h, w), np.float32) for _ in range(m)]
+        for r in range(m):
+            ctx.check_cancel()
+            if box is not None and st.box_photo and len(nbrs[r]):
+                swept[r], swept_conf[r] = self._on_box(r, box_depths[r], kept[r], imgs, nbrs, K, wfc, device)
+            ctx.progress("dense: planes", r + 1, 3 * m)
+        support = [np.where(kept[r] > 0, kept[r], swept[r]) for r in range(m)]
         fills = []
         for r in range(m):
             ctx.check_cancel()
-            box_depth = box.depth(wfc[r], rays).reshape(h, w) if box is not None else None
-            fills.append(fill_planar(kept[r], imgs[r], K, fill_st, box_depth))
-            ctx.progress("dense: planes", r + 1, 2 * m)
-        both = [np.where(kept[r] > 0, kept[r], fills[r]) for r in range(m)]
+            # the swept pixels support the fills, but where the plane sweep measured something before the box
+            # inside a region, the region is not the box (the sweep along it cannot tell a near-by sofa from it)
+            fills.append(fill_planar(support[r], imgs[r], K, fill_st, box_depths[r], kept[r] if st.box_photo else None))
+            ctx.progress("dense: planes", m + r + 1, 3 * m)
+        both = [np.where(support[r] > 0, support[r], fills[r]) for r in range(m)]
         parts = []
         for r in range(m):
             ctx.check_cancel()
-            ctx.progress("dense: planes", m + r + 1, 2 * m)
-            if len(nbrs[r]) < st.min_consistent_views or not (fills[r] > 0).any():
+            ctx.progress("dense: planes", 2 * m + r + 1, 3 * m)
+            if len(nbrs[r]) < st.min_consistent_views:
                 continue
-            keep, _ = consistency_filter(fills[r], wfc[r], [both[j] for j in nbrs[r]], [wfc[j] for j in nbrs[r]], K,
-                                         st.min_consistent_views, st.max_rel_depth_error, st.max_reproj_error_px)
-            flat = np.flatnonzero(keep.ravel())
-            pts = backproject(fills[r], K, wfc[r]).reshape(-1, 3)[flat]
-            parts.append(PointSet(pts.astype(np.float32), imgs[r].reshape(-1, 3)[flat].copy(),
-                                  np.full(flat.size, FILLED_CONFIDENCE, np.float32), np.full(flat.size, r, np.int32)))
+            for depth, conf in ((swept[r], swept_conf[r]), (fills[r], np.full((h, w), FILLED_CONFIDENCE, np.float32))):
+                if not (depth > 0).any():
+                    continue
+                keep, _ = consistency_filter(depth, wfc[r], [both[j] for j in nbrs[r]], [wfc[j] for j in nbrs[r]],
+                                             K, st.min_consistent_views, st.max_rel_depth_error,
+                                             st.max_reproj_error_px)
+                flat = np.flatnonzero(keep.ravel())
+                pts = backproject(depth, K, wfc[r]).reshape(-1, 3)[flat]
+                parts.append(PointSet(pts.astype(np.float32), imgs[r].reshape(-1, 3)[flat].copy(),
+                                      conf.ravel()[flat], np.full(flat.size, r, np.int32)))
         return PointSet.concat(parts), axes
+
+    def _on_box(self, r: int, box_depth: np.ndarray, kept: np.ndarray, imgs: list[np.ndarray], nbrs: list[np.ndarray],
+                K: np.ndarray, wfc: np.ndarray, device: str) -> tuple[np.ndarray, np.ndarray]:
+        """The box's depth (H,W) float32 at view r's unmeasured textured pixels whose windows match the
+        neighbours there (ZNCC >= box_min_zncc) about as well as anywhere in front of it (within
+        box_cost_margin), 0 elsewhere, and that ZNCC as confidence (H,W)."""
+        st = self.settings
+        factors = box_factors(st.box_sweep_near, st.box_sweep_planes)
+        cost, std = surface_costs(imgs[r], [imgs[j] for j in nbrs[r]], K, wfc[r], [wfc[j] for j in nbrs[r]],
+                                  box_depth, factors, st.zncc_radius, st.best_k, device)
+        on = cost[len(factors) - 2]
+        ok = ((1.0 - on >= st.box_min_zncc) & (on - cost.min(0) <= st.box_cost_margin)
+              & (std > st.min_texture_std) & (kept <= 0) & np.isfinite(box_depth))
+        return np.where(ok, box_depth, 0).astype(np.float32), np.where(ok, 1.0 - on, 0).astype(np.float32)
 
     def _filter_view(self, r: int, depths: list, confs: list, imgs: list[np.ndarray],
                      nbrs: list[np.ndarray], K: np.ndarray, wfc: np.ndarray) -> tuple[PointSet, np.ndarray]:

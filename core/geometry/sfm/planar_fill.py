@@ -37,6 +37,7 @@ class PlanarFillSettings:
     min_box_support: int = 10  # measured pixels in or around a region that must lie on the room's box ...
     box_rel: float = 0.03  # ... within this fraction of their depth ...
     min_box_ratio: float = 0.6  # ... as this fraction of its measured pixels
+    min_veto: int = 5  # pixels of the veto depth that can forbid a region the box
     seed: int = 0
 
 
@@ -95,14 +96,17 @@ def _regions(labels: np.ndarray, min_area: float, border: int):
 
 
 def fill_planar(depth: np.ndarray, image: np.ndarray, K: np.ndarray, settings: PlanarFillSettings | None = None,
-                box_depth: np.ndarray | None = None) -> np.ndarray:
+                box_depth: np.ndarray | None = None, veto: np.ndarray | None = None) -> np.ndarray:
     """Depths (H,W) float32 for the missing pixels of planar homogeneous regions, 0 elsewhere.
 
     depth: (H,W) float32 measured depth, 0 = missing; image: (H,W,3) uint8 RGB of the same size;
     K: (3,3) intrinsics of that size. Pixel centres at (j + 0.5, i + 0.5) as in the plane sweep.
     box_depth: (H,W) depth of the room's box (``room_box``; inf where a ray never meets it), or None.
     A region whose measured outline lies on the box takes the box's depth; any other region the plane
-    its own measured depths span.
+    its own measured depths span. veto: (H,W) depth (0 = none) of a stricter measurement (the plane sweep's
+    when ``depth`` adds the sweep along the box): a region where at least ``min_veto`` of its pixels have
+    one inside it (its border holds the outlines of what stands before it) and too few of those lie on the
+    box does not take the box's depth.
     """
     st = settings or PlanarFillSettings()
     h, w = depth.shape
@@ -121,7 +125,12 @@ def fill_planar(depth: np.ndarray, image: np.ndarray, K: np.ndarray, settings: P
         if box_depth is not None and support.sum() >= st.min_box_support:
             bd = box_depth[rows, cols]
             on_box = np.abs(d[support] - bd[support]) < st.box_rel * bd[support]
-            if on_box.mean() >= st.min_box_ratio:
+            vetoed = False
+            if veto is not None:
+                vs = region & (veto[rows, cols] > 0)  # inside: an occluder's outline lies on the border
+                vd, vb = veto[rows, cols][vs], bd[vs]
+                vetoed = vd.size >= st.min_veto and (np.abs(vd - vb) < st.box_rel * vb).mean() < st.min_box_ratio
+            if on_box.mean() >= st.min_box_ratio and not vetoed:
                 z = bd[missing]
                 ok = np.isfinite(z)
                 out[rows.start + my[ok], cols.start + mx[ok]] = z[ok]

@@ -77,7 +77,8 @@ def warp_to_planes(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Warp a source image onto every depth plane of the reference view.
 
-    src: (1,C,Hs,Ws); src_from_ref: (4,4); depths: (D,).
+    src: (1,C,Hs,Ws); src_from_ref: (4,4); depths: (D,) fronto-parallel planes, or (D,H,W) one depth
+    per pixel (any surface, e.g. the room's box; inf = a point at infinity).
     Returns warped (D,C,H,W) and in-bounds mask (D,1,H,W) bool.
     """
     dev = src.device
@@ -85,7 +86,8 @@ def warp_to_planes(
     R = torch.from_numpy(src_from_ref[:3, :3].astype(np.float32)).to(dev)
     t = torch.from_numpy(src_from_ref[:3, 3].astype(np.float32)).to(dev)
     Ks = torch.from_numpy(K_src.astype(np.float32)).to(dev)
-    d = torch.from_numpy(depths).to(dev)[:, None, None]  # (D,1,1)
+    d = torch.from_numpy(np.ascontiguousarray(depths, np.float32)).to(dev)
+    d = d[:, None, None] if d.ndim == 1 else d.reshape(d.shape[0], 1, h * w)  # (D,1,1) or (D,1,HW)
     # Projection is linear in (ray, 1/d): x_s ~ Ks (R ray + t / d), so no per-depth 3D points.
     a = Ks @ (R @ rays)  # (3,HW)
     b = Ks @ t  # (3,)
