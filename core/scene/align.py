@@ -193,6 +193,10 @@ def wall_angle(points_z_up: np.ndarray, seed: int = 0) -> float:
     return theta
 
 
+#: Shares of the cloud a floor found along known axes may have below it, tried in turn.
+FLOOR_MAX_BELOW = (0.02, 0.05, 0.1)
+
+
 def alignment_transform(points: np.ndarray, world_from_camera: np.ndarray | None = None, seed: int = 0,
                         axes: np.ndarray | None = None) -> np.ndarray:
     """4x4 rigid transform: floor normal -> +Z, floor at Z=0, dominant wall along X, the room's
@@ -206,8 +210,13 @@ def alignment_transform(points: np.ndarray, world_from_camera: np.ndarray | None
         p = _subsample(pts, 40_000, np.random.default_rng(seed))
         extent = float(np.linalg.norm(np.percentile(p, 98, 0) - np.percentile(p, 2, 0))) or 1.0
         bin_size = 0.003 * extent
-        scores, heights = _floor_peaks(p, n[None], bin_size, 0.02)
-        if scores[0] < 0.005 * len(p):
+        # Mismatched depth under a plain floor can put a few percent of the points below it: the floor is
+        # the first dense layer found as more of the cloud may lie under it.
+        for max_below in FLOOR_MAX_BELOW:
+            scores, heights = _floor_peaks(p, n[None], bin_size, max_below)
+            if scores[0] >= 0.005 * len(p):
+                break
+        else:
             raise ValueError("no floor found along the given up axis")
         h = p @ n
         d = float(np.median(h[np.abs(h - heights[0]) < 1.5 * bin_size]))

@@ -87,3 +87,29 @@ def test_transform_points_roundtrip():
     p = np.random.default_rng(0).standard_normal((10, 3))
     back = transform_points(transform_points(p, t), np.linalg.inv(t))
     assert np.allclose(back, p)
+
+
+def _room_with_noise_under_its_floor(rng: np.random.Generator) -> np.ndarray:
+    """(N,3) z-up points of a 4 x 3 x 2.5 m room: walls, a table, a sparsely measured floor (3 %), and
+    mismatched depth scattered under the floor (4 %, as a plain floor's plane sweep gives)."""
+    n = 40_000
+    walls = rng.uniform([-2, -1.5, 0], [2, 1.5, 2.5], (int(0.63 * n), 3))
+    side = rng.integers(0, 4, len(walls))
+    walls[side == 0, 0], walls[side == 1, 0], walls[side == 2, 1], walls[side == 3, 1] = -2, 2, -1.5, 1.5
+    table = rng.uniform([-0.5, -0.4, 0.74], [0.5, 0.4, 0.76], (int(0.3 * n), 3))
+    floor = rng.uniform([-2, -1.5, -0.002], [2, 1.5, 0.002], (int(0.03 * n), 3))
+    below = rng.uniform([-2, -1.5, -1.5], [2, 1.5, -0.1], (int(0.04 * n), 3))
+    return np.concatenate([walls, table, floor, below])
+
+
+def test_a_floor_along_known_axes_is_found_over_noise_under_it(monkeypatch):
+    import core.scene.align as align
+
+    pts = _room_with_noise_under_its_floor(np.random.default_rng(0))
+    cams = np.repeat(np.eye(4)[None], 3, 0)
+    cams[:, :3, 3] = [[0, 0, 1.5], [0.5, 0, 1.4], [-0.5, 0.2, 1.6]]
+    a = alignment_transform(pts, cams, axes=np.eye(3))
+    assert abs(transform_points(np.array([[0.0, 0.0, 0.0]]), a)[0, 2]) < 0.02  # the floor lands on Z = 0
+    monkeypatch.setattr(align, "FLOOR_MAX_BELOW", (0.02,))  # with 2 % below it allowed only: no floor
+    with pytest.raises(ValueError, match="no floor"):
+        alignment_transform(pts, cams, axes=np.eye(3))
