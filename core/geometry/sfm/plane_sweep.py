@@ -123,6 +123,28 @@ def zncc_cost(ref: torch.Tensor, warped: torch.Tensor, valid: torch.Tensor, radi
     return ncc.neg_().add_(1.0).masked_fill_(invalid, 1.0)[:, 0]
 
 
+def best_k_costs(ref: torch.Tensor, src_images: list[np.ndarray], K: np.ndarray, ref_world_from_cam: np.ndarray,
+                 src_world_from_cam: list[np.ndarray], depths: np.ndarray, radius: int, best_k: int,
+                 device: str | torch.device, src_K: list[np.ndarray] | None = None) -> torch.Tensor:
+    """1 - ZNCC (D,H,W) of the reference (1,1,H,W) with each source warped onto ``depths`` ((D,) planes or
+    (D,H,W) per pixel, as ``warp_to_planes``), averaged over the best ``best_k`` sources (occlusion)."""
+    h, w = ref.shape[-2:]
+    costs = []
+    for s, (img, wfc) in enumerate(zip(src_images, src_world_from_cam)):
+        src_from_ref = np.linalg.inv(wfc) @ ref_world_from_cam
+        Ks = K if src_K is None else src_K[s]
+        warped, ok = warp_to_planes(to_gray(img).to(device), K, Ks, src_from_ref, depths, h, w)
+        costs.append(zncc_cost(ref, warped, ok, radius))
+        del warped
+    cost = torch.stack(costs, 0)  # (S,D,H,W)
+    return cost.topk(min(best_k, cost.shape[0]), dim=0, largest=False).values.mean(0)
+
+
+def window_std(ref: torch.Tensor, radius: int) -> torch.Tensor:
+    """(H,W) grey standard deviation of the reference's (1,1,H,W) windows: a textureless one matches anything."""
+    return (_box(ref * ref, radius) - _box(ref, radius) ** 2).clamp_min(0).sqrt()[0, 0]
+
+
 def plane_sweep(
     ref_image: np.ndarray,
     src_images: list[np.ndarray],
@@ -144,23 +166,13 @@ def plane_sweep(
     pair's right camera has its own principal point); *_world_from_cam: (4,4) OpenCV;
     depth_range: (near, far) > 0.
     """
-    h, w = ref_image.shape[:2]
     depths = inverse_depth_samples(depth_range[0], depth_range[1], num_depths)
     ref = to_gray(ref_image).to(device)
-    costs = []
     with torch.no_grad():
-        for s, (img, wfc) in enumerate(zip(src_images, src_world_from_cam)):
-            src_from_ref = np.linalg.inv(wfc) @ ref_world_from_cam
-            Ks = K if src_K is None else src_K[s]
-            warped, ok = warp_to_planes(to_gray(img).to(device), K, Ks, src_from_ref, depths, h, w)
-            costs.append(zncc_cost(ref, warped, ok, radius))
-            del warped
-        cost = torch.stack(costs, 0)  # (S,D,H,W)
-        k = min(best_k, cost.shape[0])
-        cost = cost.topk(k, dim=0, largest=False).values.mean(0)  # (D,H,W)
+        cost = best_k_costs(ref, src_images, K, ref_world_from_cam, src_world_from_cam, depths, radius, best_k,
+                            device, src_K)
         depth, conf = _winner_take_all(cost, torch.from_numpy(depths).to(device))
-        std_r = (_box(ref * ref, radius) - _box(ref, radius) ** 2).clamp_min(0).sqrt()[0, 0]
-        textured = std_r > min_texture_std
+        textured = window_std(ref, radius) > min_texture_std
         conf = torch.where(textured, conf, torch.zeros_like(conf))
         depth = torch.where(conf > 0, depth, torch.zeros_like(depth))
     return SweepResult(depth.cpu().numpy().astype(np.float32), conf.cpu().numpy().astype(np.float32))

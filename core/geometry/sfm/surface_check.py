@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .plane_sweep import _box, to_gray, warp_to_planes, zncc_cost
+from .plane_sweep import best_k_costs, to_gray, window_std
 
 
 def box_factors(near: float, num: int) -> np.ndarray:
@@ -36,22 +36,13 @@ def surface_costs(ref_image: np.ndarray, src_images: list[np.ndarray], K: np.nda
     Returns cost (F,H,W) float32, 1 - ZNCC in [0,2] averaged over the best ``best_k`` sources (1 where there
     is no hypothesis), and the grey standard deviation (H,W) float32 (0-1) of the reference's windows.
     """
-    h, w = depth.shape
     ref = to_gray(ref_image).to(device)
     finite = np.isfinite(depth) & (depth > 0)
     base = np.where(finite, depth, 1.0).astype(np.float32)
     hyp = np.asarray(factors, np.float32)[:, None, None] * base[None]  # (F,H,W)
-    costs = []
     with torch.no_grad():
-        for img, wfc in zip(src_images, src_world_from_cam):
-            src_from_ref = np.linalg.inv(wfc) @ ref_world_from_cam
-            warped, ok = warp_to_planes(to_gray(img).to(device), K, K, src_from_ref, hyp, h, w)
-            costs.append(zncc_cost(ref, warped, ok, radius))
-            del warped
-        cost = torch.stack(costs, 0)  # (S,F,H,W)
-        k = min(best_k, cost.shape[0])
-        cost = cost.topk(k, dim=0, largest=False).values.mean(0)
-        std = (_box(ref * ref, radius) - _box(ref, radius) ** 2).clamp_min(0).sqrt()[0, 0]
+        cost = best_k_costs(ref, src_images, K, ref_world_from_cam, src_world_from_cam, hyp, radius, best_k, device)
+        std = window_std(ref, radius)
     cost = cost.cpu().numpy().astype(np.float32)
     cost[:, ~finite] = 1.0
     return cost, std.cpu().numpy().astype(np.float32)
