@@ -5,8 +5,7 @@ frame placed as the pipeline does, scored against the ground truth.
 
 A variant is keyword arguments of :func:`core.geometry.sfm.colmap_sfm.run_sfm` over the engine's
 defaults (``SfmSettings().sfm_kwargs()``; ``{}`` is the shipped default), plus an optional
-``"crop"`` (a centre crop of every frame, this fraction of each side: the same walk with a narrower field of
-view) and an optional ``"keyframes"`` dict of :class:`core.video.KeyframeSettings` fields (``"tracks"``: a dict of
+``"keyframes"`` dict of :class:`core.video.KeyframeSettings` fields (``"tracks"``: a dict of
 :class:`core.video.tracks.TrackSettings` fields), ``"use_tracks": false`` to
 leave the point tracks out and ``"register_frames": false`` to interpolate every frame between keyframes. Prints one JSON line per
 (scene, variant): placed fraction, ATE over all frames and over placed frames (cm), keyframes,
@@ -19,7 +18,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -36,18 +34,10 @@ from .peer import score_path
 from .run import resolve_scenes
 
 
-def centre_crop(image: np.ndarray, fraction: float) -> np.ndarray:
-    """The centre ``fraction`` of each side of ``image`` (H,W,...), even sizes (the principal point stays centred)."""
-    H, W = image.shape[:2]
-    h, w = max(2, int(H * fraction) // 2 * 2), max(2, int(W * fraction) // 2 * 2)
-    return np.ascontiguousarray(image[(H - h) // 2:(H - h) // 2 + h, (W - w) // 2:(W - w) // 2 + w])
-
-
 def run_variant(video, gt_world_from_camera: np.ndarray, variant: Dict, max_side: int = 640) -> Dict:
     """Score one SfM variant on one video (a failed SfM is a row with its error)."""
     variant = dict(variant)
     kf = dict(variant.pop("keyframes", {}))
-    crop = float(variant.pop("crop", 1.0))
     if isinstance(kf.get("tracks"), dict):
         kf["tracks"] = TrackSettings(**kf["tracks"])
     kf_settings = KeyframeSettings(**kf)
@@ -56,7 +46,7 @@ def run_variant(video, gt_world_from_camera: np.ndarray, variant: Dict, max_side
     def frames():
         for f in iter_frames(video, max_side):
             stamps.append(f.timestamp)
-            yield f if crop == 1.0 else replace(f, image=centre_crop(f.image, crop))
+            yield f
 
     t0 = time.perf_counter()
     try:
@@ -76,7 +66,7 @@ def run_variant(video, gt_world_from_camera: np.ndarray, variant: Dict, max_side
                         {"index": sparse.frame_index, "world_from_camera": sparse.frame_poses})
     return {**score_path(path, gt_world_from_camera), "keyframes": len(kfs), "registered": len(reg),
             "mapping_runs": len(sparse.mapping.get("runs", ())), "agreed": sparse.mapping.get("agreed"),
-            "focal": float(sparse.K[0, 0]), "focal_start": sparse.calibration.get("start"),
+            "focal": float(sparse.K[0, 0]),
             "s": time.perf_counter() - t0}
 
 

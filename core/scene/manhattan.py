@@ -18,19 +18,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["line_plane_normals", "line_segments", "manhattan_axes"]
-
-
-def line_segments(image: np.ndarray, min_length: float = 0.04) -> np.ndarray:
-    """(L,4) float64 segments x0, y0, x1, y1 (pixels, OpenCV's LSD) of ``image`` (H,W,3) uint8 RGB, each at
-    least ``min_length`` x the image's long side long."""
-    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
-    found = cv2.createLineSegmentDetector().detect(grey)[0]
-    if found is None:
-        return np.zeros((0, 4))
-    seg = found.reshape(-1, 4).astype(np.float64)
-    length = np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
-    return seg[length >= min_length * max(grey.shape)]
+__all__ = ["line_plane_normals", "manhattan_axes"]
 
 
 def line_plane_normals(image: np.ndarray, K: np.ndarray, world_from_camera: np.ndarray,
@@ -40,8 +28,14 @@ def line_plane_normals(image: np.ndarray, K: np.ndarray, world_from_camera: np.n
 
     K: (3,3) intrinsics of that image size; world_from_camera: (4,4), OpenCV camera axes.
     """
-    seg = line_segments(image, min_length)
+    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+    found = cv2.createLineSegmentDetector().detect(grey)[0]
+    if found is None:
+        return np.zeros((0, 3)), np.zeros(0)
+    seg = found.reshape(-1, 4).astype(np.float64)
     length = np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
+    keep = length >= min_length * max(grey.shape)
+    seg, length = seg[keep], length[keep]
     k_inv = np.linalg.inv(np.asarray(K, np.float64))
     ones = np.ones((len(seg), 1))
     a = np.hstack([seg[:, :2] + 0.5, ones]) @ k_inv.T  # pixel centres, as the plane sweep

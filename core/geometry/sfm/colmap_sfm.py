@@ -39,7 +39,6 @@ class SparseModel:
     images:            list of M (H,W,3) uint8 undistorted images.
     timings:           seconds per stage (features, matching, mapping).
     mapping:           the mapping runs and the pick among them (``ConsensusReport.as_dict()``).
-    calibration:       how the focal length was found: ``{"start": "given" | "lines" | "factor", ...}``.
     frame_index:       (R,) int64 video frame indices of other frames registered from their tracks;
     frame_poses:       (R,4,4) float64 their world_from_camera.
     """
@@ -52,7 +51,6 @@ class SparseModel:
     images: list[np.ndarray]
     timings: dict[str, float] = field(default_factory=dict)
     mapping: dict = field(default_factory=dict)
-    calibration: dict = field(default_factory=dict)
     frame_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     frame_poses: np.ndarray = field(default_factory=lambda: np.zeros((0, 4, 4)))
 
@@ -131,9 +129,6 @@ def run_sfm(
     mapping_runs: int = 1,
     frames: list[FrameTracks] | None = None,
     focal_factor: float = 1.2,
-    focal_from_lines: bool = False,
-    hold_focal: bool = True,
-    refine_held: bool = True,
 ) -> SparseModel:
     """Run feature extraction, sequential matching and incremental mapping.
 
@@ -156,10 +151,6 @@ def run_sfm(
                 one of those (``model_consensus``), which guards against a draw that folds the model.
     focal_factor: without ``intrinsics``, the focal length the self-calibration starts from, in units of
                 the longest image side (COLMAP: 1.2, a 45 degree field of view).
-    focal_from_lines: without ``intrinsics``, the self-calibration starts from the focal length of the images'
-                vanishing points (``core.scene.manhattan_focal``) when they give one, instead of ``focal_factor``;
-                with ``hold_focal`` it is held while mapping and refined (with the distortion) by one bundle
-                adjustment of the chosen model at the end. ``SparseModel.calibration`` says what was used.
     frames:     other video frames' tracks (with ``tracks``): each is registered against the 3D points of
                 the tracks (``frame_registration``) and lands in ``SparseModel.frame_index`` / ``frame_poses``.
     tracks:     optional point tracks of each keyframe (same order as ``images``): pairs sharing at
@@ -187,7 +178,6 @@ def run_sfm(
         db = work / "database.db"
 
         reader = pycolmap.ImageReaderOptions()
-        calibration: dict = {"start": "given"}
         if intrinsics is not None:
             k = np.asarray(intrinsics, np.float64)
             reader.camera_model = "PINHOLE"
@@ -195,12 +185,6 @@ def run_sfm(
         else:
             reader.camera_model = camera_model
             reader.default_focal_length_factor = focal_factor
-            calibration = {"start": "factor", "focal_factor": focal_factor}
-            lines = _focal_from_lines(images, ctx) if focal_from_lines else None
-            if lines is not None:
-                reader.camera_params = _camera_params(camera_model, lines.focal, w, h)
-                calibration = {"start": "lines", **lines.as_dict(), "held": hold_focal}
-        hold = calibration["start"] == "lines" and hold_focal
         extraction = pycolmap.FeatureExtractionOptions()
         extraction.num_threads = num_threads
         extraction.use_gpu = False
@@ -262,7 +246,7 @@ def run_sfm(
         with _cancel_bridge(ctx) as token:
             if mapper == "global":
                 models = _global_mapping(db, img_dir, work / "sparse", num_threads, seed, min_registered,
-                                         min_num_matches, intrinsics is not None or hold)
+                                         min_num_matches, intrinsics is not None)
                 runs += [_mapping_run(models, seed)] if models else []
             else:
                 def mapping(k: int, threads: int, tick) -> dict:
@@ -277,7 +261,7 @@ def run_sfm(
                     return _incremental_mapping(
                         database, img_dir, out, tick, token, threads, seed + k, mapping_runs > 1,
                         min_registered, min_num_matches, abs_pose_min_inliers, init_min_inliers, min_tri_angle,
-                        abs_pose_max_error, ba_global_ratio, ba_global_max_iterations, intrinsics is not None or hold)
+                        abs_pose_max_error, ba_global_ratio, ba_global_max_iterations, intrinsics is not None)
 
                 if mapping_runs > 1:
                     # The first two runs at once, half the threads each: pycolmap releases the GIL, and much of
@@ -312,14 +296,8 @@ def run_sfm(
         )
     report = choose(runs)
     model = runs[report.chosen].model
-    if hold:
-        calibration["focal_held"] = float(next(iter(model.cameras.values())).focal_length)
-        if refine_held:
-            _refine_intrinsics(model)
-        calibration["focal"] = float(next(iter(model.cameras.values())).focal_length)
     sparse = _to_sparse_model(model, images, n, min_registered)
     sparse.mapping = report.as_dict()
-    sparse.calibration = calibration
     if use_tracks and frames:
         t0 = time.perf_counter()
         ctx.progress("sfm: frames", 0, 1)
@@ -330,38 +308,6 @@ def run_sfm(
         timings["frames"] = time.perf_counter() - t0
     sparse.timings = timings
     return sparse
-
-
-def _focal_from_lines(images: list[np.ndarray], ctx: JobContext):
-    """The vanishing points' focal length estimate of ``images`` (``FocalEstimate``) or None."""
-    from ...scene.manhattan_focal import manhattan_focal
-
-    ctx.progress("sfm: focal length from lines", 0, 1)
-    found = manhattan_focal(images)
-    ctx.progress("sfm: focal length from lines", 1, 1)
-    return found
-
-
-def _camera_params(camera_model: str, focal: float, w: int, h: int) -> str:
-    """COLMAP's parameter string of ``camera_model`` with focal length ``focal`` px, the principal point at the
-    image centre (COLMAP's pixel convention) and no distortion."""
-    extra = {"SIMPLE_PINHOLE": [], "SIMPLE_RADIAL": [0.0], "RADIAL": [0.0, 0.0]}
-    if camera_model not in extra:
-        raise ValueError(f"a focal length from lines needs a SIMPLE_PINHOLE / SIMPLE_RADIAL / RADIAL camera, "
-                         f"not {camera_model}")
-    return ",".join(repr(float(v)) for v in (focal, w / 2.0, h / 2.0, *extra[camera_model]))
-
-
-def _refine_intrinsics(model: object) -> None:
-    """One bundle adjustment of ``model`` (a pycolmap Reconstruction, in place) refining the shared camera's
-    focal length and distortion with the poses and points, the principal point held."""
-    import pycolmap
-
-    opts = pycolmap.BundleAdjustmentOptions()
-    opts.refine_focal_length = True
-    opts.refine_extra_params = True
-    opts.refine_principal_point = False
-    pycolmap.bundle_adjustment(model, opts)
 
 
 def _mapping_run(models: dict, seed: int) -> MappingRun:
