@@ -114,7 +114,7 @@ def test_view_selection_and_depth_range():
 
 @pytest.mark.parametrize("shape,r", [((5, 1, 24, 31), 3), ((2, 1, 9, 40), 1), ((3, 1, 4, 5), 3), ((1, 1, 1, 1), 2)])
 def test_box_mean_averages_the_window_inside_the_image(shape, r):
-    """The shifted-slice box mean equals the brute-force mean over each window clipped to the image
+    """The running-sum box mean equals the brute-force mean over each window clipped to the image
     (windows larger than the image included) and, where the pool accepts the padding,
     avg_pool2d without padded counts (the implementation it replaced)."""
     import torch
@@ -131,3 +131,16 @@ def test_box_mean_averages_the_window_inside_the_image(shape, r):
         pool = F.avg_pool2d(x, (1, 2 * r + 1), stride=1, padding=(0, r), count_include_pad=False)
         pool = F.avg_pool2d(pool, (2 * r + 1, 1), stride=1, padding=(r, 0), count_include_pad=False)
         assert torch.allclose(got, pool, atol=1e-6)
+
+
+@pytest.mark.parametrize("sources,k", [(4, 2), (3, 2), (2, 2), (5, 1), (4, 3), (1, 2)])
+def test_mean_of_the_best_sources_equals_topk(sources, k):
+    """The best-k average of the sources' costs (occlusion robustness) is topk's, without stacking them."""
+    import torch
+    from ov3r.core.geometry.sfm.plane_sweep import mean_of_smallest
+
+    g = torch.Generator().manual_seed(sources * 10 + k)
+    costs = [torch.rand(6, 7, 9, generator=g) for _ in range(sources)]
+    costs[0][0, 0, 0] = costs[-1][0, 0, 0]  # a tie
+    want = torch.stack(costs).topk(min(k, sources), dim=0, largest=False).values.mean(0)
+    assert torch.allclose(mean_of_smallest([c.clone() for c in costs], k), want, atol=1e-7)

@@ -55,20 +55,19 @@ def _window_counts(n: int, r: int, like: torch.Tensor) -> torch.Tensor:
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
     """Mean over a (2r+1)^2 window; x: (B,1,H,W). Border windows average what is inside.
 
-    Separable sums of 2r+1 shifted slices, then one division by the in-image window size: the same
-    means as ``avg_pool2d(..., count_include_pad=False)`` to float rounding (1e-7), ~3x faster on the
-    CPU, where the pool was half of the dense stage's time (docs/experiments/history.md).
+    Separable running sums (a cumulative sum, then one difference of two shifted views per axis) and one
+    division by the in-image window size: the same means as ``avg_pool2d(..., count_include_pad=False)``.
+    Two passes over the volume per axis instead of 2r+1 shifted slices (1.7x faster on the CPU, where the
+    box sums are a third of the dense stage). On images in [0, 1] at the sweep's working size the float32
+    running sums keep the means and variances within ~4e-6 of float64's (docs/experiments/geometry.md).
     """
     k, (H, W) = 2 * r + 1, x.shape[-2:]
-    p = F.pad(x, (r, r, 0, 0))
-    rows = p[..., 0:W].clone()
-    for i in range(1, k):
-        rows += p[..., i:i + W]
-    p = F.pad(rows, (0, 0, r, r))
-    out = p[..., 0:H, :].clone()
-    for i in range(1, k):
-        out += p[..., i:i + H, :]
-    return out.div_(_window_counts(H, r, x)[:, None] * _window_counts(W, r, x)[None, :])
+    c = F.pad(x, (r + 1, r, 0, 0)).cumsum_(-1)
+    rows = c[..., k:] - c[..., :W]
+    c = F.pad(rows, (0, 0, r + 1, r)).cumsum_(-2)
+    out = c[..., k:, :] - c[..., :H, :]
+    counts = _window_counts(H, r, x)[:, None] * _window_counts(W, r, x)[None, :]
+    return out.div_(counts)
 
 
 def warp_to_planes(
@@ -136,8 +135,25 @@ def best_k_costs(ref: torch.Tensor, src_images: list[np.ndarray], K: np.ndarray,
         warped, ok = warp_to_planes(to_gray(img).to(device), K, Ks, src_from_ref, depths, h, w)
         costs.append(zncc_cost(ref, warped, ok, radius))
         del warped
-    cost = torch.stack(costs, 0)  # (S,D,H,W)
-    return cost.topk(min(best_k, cost.shape[0]), dim=0, largest=False).values.mean(0)
+    return mean_of_smallest(costs, best_k)
+
+
+def mean_of_smallest(costs: list[torch.Tensor], k: int) -> torch.Tensor:
+    """Elementwise mean of the ``k`` smallest of ``costs`` (S tensors of one shape; all of them when S <= k).
+    For k = 2 a running pair of minima (a few elementwise passes, no (S,...) stack): topk along the
+    stacked first axis was a tenth of the dense stage."""
+    k = min(k, len(costs))
+    if k == len(costs):
+        return torch.stack(costs, 0).mean(0)
+    if k == 1:
+        return torch.stack(costs, 0).amin(0)
+    if k != 2:
+        return torch.stack(costs, 0).topk(k, dim=0, largest=False).values.mean(0)
+    low, second = torch.minimum(costs[0], costs[1]), torch.maximum(costs[0], costs[1])
+    for c in costs[2:]:
+        second = torch.minimum(second, torch.maximum(low, c))
+        low = torch.minimum(low, c)
+    return low.add_(second).mul_(0.5)
 
 
 def window_std(ref: torch.Tensor, radius: int) -> torch.Tensor:
