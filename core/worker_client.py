@@ -35,6 +35,10 @@ def worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONIOENCODING"] = "utf-8"
     env.setdefault("HF_HUB_OFFLINE", "1")
+    # OpenMP threads that sleep when idle rather than spin: beside another busy process (Blender rendering,
+    # a second job) spinning threads made torch stages 3x slower; alone it costs nothing measurable
+    # (docs/experiments/history.md, "OpenMP threads beside other work").
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if extra:
         env.update(extra)
     return env

@@ -78,3 +78,13 @@ def test_events_keep_the_workers_order_when_they_arrive_together():
     events = list(w.events())
     assert [e.type for e in events] == ["progress"] * 200 + ["error"]
     assert [e.done for e in events[:-1]] == list(range(200))
+
+
+def test_worker_threads_sleep_when_idle_unless_the_user_says_otherwise(monkeypatch):
+    """Workers run beside Blender: their OpenMP threads must not spin on cores another process needs."""
+    from ov3r.core.worker_client import worker_env
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert worker_env()["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert worker_env()["OMP_WAIT_POLICY"] == "ACTIVE"
