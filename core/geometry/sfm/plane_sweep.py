@@ -140,13 +140,9 @@ def best_k_costs(ref: torch.Tensor, src_images: list[np.ndarray], K: np.ndarray,
 
 def mean_of_smallest(costs: list[torch.Tensor], k: int) -> torch.Tensor:
     """Elementwise mean of the ``k`` smallest of ``costs`` (S tensors of one shape; all of them when S <= k).
-    For k = 2 a running pair of minima (a few elementwise passes, no (S,...) stack): topk along the
-    stacked first axis was a tenth of the dense stage."""
+    For k = 2 (the default) a running pair of minima (a few elementwise passes, no (S,...) stack): topk along
+    the stacked first axis was a tenth of the dense stage."""
     k = min(k, len(costs))
-    if k == len(costs):
-        return torch.stack(costs, 0).mean(0)
-    if k == 1:
-        return torch.stack(costs, 0).amin(0)
     if k != 2:
         return torch.stack(costs, 0).topk(k, dim=0, largest=False).values.mean(0)
     low, second = torch.minimum(costs[0], costs[1]), torch.maximum(costs[0], costs[1])
