@@ -1,7 +1,8 @@
 """The pipeline's semantics stage: keyframes + reconstruction -> segments in the SemanticScene.
 
 Per registered keyframe (progress "semantics: segments"): depth of the reconstruction by
-z-buffer (``projection.render_depth``) -> 2D masks (classical or SAM) -> one descriptor per
+z-buffer (``projection.render_depth``) -> 2D masks (classical or SAM; the next keyframe's in a second
+thread while this one is described) -> one descriptor per
 mask (``descriptors.pooled_descriptors``: the keyframe through the encoder's backbone once, its
 maps pooled inside the large masks, the small ones pooled from a second pass at a larger scale;
 ``SemanticsSettings.pooling``). Then
@@ -26,6 +27,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,10 +209,10 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
     frame_masks: list[list[np.ndarray]] = []
     frame_desc: list[np.ndarray] = []
     M = len(cams)
-    t_masks = t_describe = 0.0  # the segments stage's two parts, for the speed accounting
-    ctx.progress("semantics: segments", 0, M)
-    for f in range(M):
-        ctx.check_cancel()
+
+    def masks_of(f: int) -> tuple[np.ndarray, list[np.ndarray], float]:
+        """Keyframe f's image, its masks (from the cloud's depth there) and the seconds they took."""
+        ta = time.perf_counter()
         img = np.asarray(images[f])
         H, W = img.shape[:2]
         s = min(1.0, st.max_side / max(H, W))
@@ -222,20 +224,31 @@ def run_semantics(scene: SemanticScene, images: Sequence[np.ndarray], ctx: JobCo
 
             depth = cv2.resize(depth, (W, H), interpolation=cv2.INTER_NEAREST)
         K_img = scale_intrinsics(cams.intrinsics[f], cams.image_size, (W, H))
-        ta = time.perf_counter()
-        masks = segmenter.segment(img, depth, K_img)
-        frame_masks.append(masks)
-        tb = time.perf_counter()
-        if describe is not None:
-            frame_desc.append(describe(f, img, masks))
-        elif encoder is not None:
-            frame_desc.append(pooled_descriptors(img, masks, encoder, int(getattr(encoder, "size", st.crop_size)), crop,
-                                                 st.pooling, st.pool_scale, st.pool_min_side, st.pool_small_scale))
-            if fd is not None:
-                frame_feats.append(fd.frame_features(img, masks, encoder))
-        t_masks += tb - ta
-        t_describe += time.perf_counter() - tb
-        ctx.progress("semantics: segments", f + 1, M)
+        return img, segmenter.segment(img, depth, K_img), time.perf_counter() - ta
+
+    t_masks = t_describe = 0.0  # the segments stage's two parts (summed per keyframe, they overlap)
+    ctx.progress("semantics: segments", 0, M)
+    # The next keyframe's masks are made in a second thread while this one's are described: the segmenter is
+    # mostly one thread and the encoder does not keep both cores busy, so the two overlap (same results).
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(masks_of, 0) if M else None
+        for f in range(M):
+            ctx.check_cancel()
+            img, masks, took = ahead.result()
+            ahead = pool.submit(masks_of, f + 1) if f + 1 < M else None
+            frame_masks.append(masks)
+            tb = time.perf_counter()
+            if describe is not None:
+                frame_desc.append(describe(f, img, masks))
+            elif encoder is not None:
+                frame_desc.append(pooled_descriptors(img, masks, encoder, int(getattr(encoder, "size", st.crop_size)),
+                                                     crop, st.pooling, st.pool_scale, st.pool_min_side,
+                                                     st.pool_small_scale))
+                if fd is not None:
+                    frame_feats.append(fd.frame_features(img, masks, encoder))
+            t_masks += took
+            t_describe += time.perf_counter() - tb
+            ctx.progress("semantics: segments", f + 1, M)
     t1 = time.perf_counter()
     ctx.progress("semantics: lifting", 0, 1)
     lift = lift_into_scene(scene, frame_masks, frame_desc if frame_desc else None,

@@ -233,6 +233,39 @@ def test_semantics_stage_on_rendered_boxes():
     scene.validate()
 
 
+def test_semantics_stage_cancels_and_reports_segmenter_errors():
+    """The next keyframe's masks are made in a second thread: a cancel between keyframes still stops the
+    stage, the segmenter runs on no keyframe past it, and the segmenter's own error reaches the caller."""
+    from ov3r.core.jobs import JobCancelled, JobContext
+    from ov3r.core.semantics.segment_classical import ClassicalSegmenter
+    from ov3r.core.semantics.stage import run_semantics
+
+    scene, _ = box_scene(size=(128, 96), step=0.02)
+    images = [scene.colors[render_instances(scene, np.arange(len(scene)), f)] for f in range(len(scene.cameras))]
+    assert len(images) >= 4
+
+    class Counting(ClassicalSegmenter):
+        calls = 0
+
+        def segment(self, *args):
+            Counting.calls += 1
+            return super().segment(*args)
+
+    ctx = JobContext(lambda s, d, t: ctx.cancel_event.set() if (s, d) == ("semantics: segments", 1) else None)
+    with pytest.raises(JobCancelled):
+        run_semantics(scene, images, ctx, describe=lambda f, img, masks: np.ones((len(masks), 3)),
+                      segmenter=Counting())
+    assert Counting.calls <= 2  # keyframe 0, and at most the one made ahead
+
+    class Broken(ClassicalSegmenter):
+        def segment(self, img, depth, K):
+            raise ValueError("segmenter broke")
+
+    with pytest.raises(ValueError, match="segmenter broke"):
+        run_semantics(scene, images, JobContext(), describe=lambda f, img, masks: np.ones((len(masks), 3)),
+                      segmenter=Broken())
+
+
 def test_select_points_takes_every_close_segment():
     from ov3r.core.semantics.query import select_points
 
