@@ -84,6 +84,25 @@ def test_a_stricter_measurement_can_forbid_the_box(veto_factor):
     assert ((fill_planar(depth, img, K, box_depth=box, veto=veto)[inner] > 0).mean() > 0.8) == (veto_factor == 1.0)
 
 
+@pytest.mark.parametrize("inset", [0, 4])
+def test_an_occluders_depth_along_the_outline_does_not_veto_the_wall(inset):
+    """The plane sweep's window carries a foreground object's depth a few pixels past its outline into
+    the wall behind it: such a band of in-front depth just inside the wall's region forbids the box only
+    when the veto counts the region's every pixel, not with the inset."""
+    from ov3r.core.geometry.sfm.planar_fill import PlanarFillSettings
+
+    K, wfc, img, gt, box, back, outline, measured = _blank_wall_view()
+    labels = homogeneous_regions(img, 10, 30)
+    ids, counts = np.unique(labels[back], return_counts=True)
+    region = labels == ids[counts.argmax()]
+    band = region & ~cv2.erode(region.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)  # 2 px wide
+    veto = np.where(band, 0.8 * gt, 0).astype(np.float32)
+    depth = np.where(veto > 0, veto, measured).astype(np.float32)
+    fill = fill_planar(depth, img, K, PlanarFillSettings(veto_inset_px=inset), box_depth=box, veto=veto)
+    inner = back & ~outline
+    assert ((fill[inner] > 0).mean() > 0.8) == (inset > 0)
+
+
 def test_a_strip_of_support_spans_no_plane():
     """Only the wall's top rows measured (a line of points): its plane is not determined."""
     K, wfc, img, gt, box, back, outline, measured = _blank_wall_view()

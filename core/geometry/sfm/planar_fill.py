@@ -38,6 +38,9 @@ class PlanarFillSettings:
     box_rel: float = 0.03  # ... within this fraction of their depth ...
     min_box_ratio: float = 0.6  # ... as this fraction of its measured pixels
     min_veto: int = 5  # pixels of the veto depth that can forbid a region the box
+    # ... counted this many px inside the region only: the sweep's window carries an occluder's depth a few
+    # pixels past its outline into the surface behind it, which vetoed most blank walls (0: every pixel)
+    veto_inset_px: int = 4
     seed: int = 0
 
 
@@ -127,7 +130,11 @@ def fill_planar(depth: np.ndarray, image: np.ndarray, K: np.ndarray, settings: P
             on_box = np.abs(d[support] - bd[support]) < st.box_rel * bd[support]
             vetoed = False
             if veto is not None:
-                vs = region & (veto[rows, cols] > 0)  # inside: an occluder's outline lies on the border
+                inner = region
+                if st.veto_inset_px > 0:
+                    k = np.ones((2 * st.veto_inset_px + 1,) * 2, np.uint8)
+                    inner = cv2.erode(region.astype(np.uint8), k, borderType=cv2.BORDER_CONSTANT, borderValue=1) > 0
+                vs = inner & (veto[rows, cols] > 0)  # inside: an occluder's outline lies on the border
                 vd, vb = veto[rows, cols][vs], bd[vs]
                 vetoed = vd.size >= st.min_veto and (np.abs(vd - vb) < st.box_rel * vb).mean() < st.min_box_ratio
             if on_box.mean() >= st.min_box_ratio and not vetoed:
