@@ -139,9 +139,11 @@ def run_sfm(
                 SIMPLE_PINHOLE: focal length only).
     mapper:     "incremental" (COLMAP) or "global" (GLOMAP's rotation averaging + global positioning).
     sift_peak_threshold: SIFT's contrast threshold (None: COLMAP's default); lower finds features on
-                faint texture. sift_first_octave: -1 (COLMAP) detects on the image upsampled 2x, 0 on the
-                image itself (about 4x less work, the finest scale lost). min_num_matches / abs_pose_min_inliers / init_min_inliers: how much
-                evidence an image pair / a new image / the initial pair needs (COLMAP: 15 / 30 / 100).
+                faint texture. sift_first_octave: -1 (COLMAP) detects from the image upsampled 2x, 0 from
+                the image itself (less work, the finest scale lost: fewer frames placed on the validation
+                walks, docs/experiments/geometry.md). min_num_matches / abs_pose_min_inliers /
+                init_min_inliers: how much evidence an image pair / a new image / the initial pair needs
+                (COLMAP: 15 / 30 / 100).
     min_tri_angle: degrees a 3D point's rays must span to be kept (COLMAP: 1.5); lower keeps the
                 points of a slowly moving camera.
     abs_pose_max_error: px of reprojection error an inlier of a new image's pose may have (COLMAP: 12).
