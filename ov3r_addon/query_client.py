@@ -124,7 +124,13 @@ class QueryWorker:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
+            return
+        if proc.poll() is not None:
+            try:  # a request written after the worker died waits in the pipe's buffer: drop it here, not at exit
+                proc.stdin.close()
+            except OSError:
+                pass
             return
         try:
             proc.stdin.close()  # EOF: the worker ends on its own
