@@ -126,16 +126,17 @@ class QueryWorker:
         proc, self.proc = self.proc, None
         if proc is None:
             return
+        # EOF: a live worker ends on its own; a dead one's unsent request is dropped here (left to the
+        # interpreter's exit, its flush raised BrokenPipeError there)
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
         if proc.poll() is not None:
-            try:  # a request written after the worker died waits in the pipe's buffer: drop it here, not at exit
-                proc.stdin.close()
-            except OSError:
-                pass
             return
         try:
-            proc.stdin.close()  # EOF: the worker ends on its own
             proc.wait(timeout=2)
-        except (OSError, subprocess.TimeoutExpired):
+        except subprocess.TimeoutExpired:
             try:
                 os.killpg(proc.pid, signal.SIGTERM) if os.name == "posix" else proc.terminate()
                 proc.wait(timeout=3)
