@@ -271,6 +271,26 @@ def test_efficientnet_lite2_recognises_rendered_furniture():
     assert not any(p.requires_grad for p in b.parameters())
 
 
+def test_efficientnet_lite2_batch_norms_fold_into_the_convolutions():
+    """Folded for inference: no normalisation layer left, the same maps up to float rounding, and the
+    classification of the held-out renders unchanged."""
+    from core.models.pretrained.efficientnet_lite import EfficientNetLiteBackbone
+
+    b = EfficientNetLiteBackbone()
+    z = np.load(FIXTURE)
+    x = (preprocess(z["crops"], z["masks"], 256)[:, :3] * 0.25 + 0.5).clamp(0, 1) * 255.0
+    with torch.no_grad():
+        ref = b(x)
+        assert b.fold_batch_norms() == 64  # stem, head and every block's convolutions
+        got = b(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in b.modules())
+    for k in ref:
+        scale = float(ref[k].abs().max())
+        assert float((got[k] - ref[k]).abs().max()) < 1e-4 * scale, k
+    with torch.no_grad():
+        assert torch.equal(b.classify(ref["head"].mean((2, 3))).argmax(1), b.classify(got["head"].mean((2, 3))).argmax(1))
+
+
 def test_efficientnet_lite2_loader_refuses_a_checkpoint_that_does_not_fit():
     import timm
 

@@ -92,6 +92,26 @@ class EfficientNetLiteBackbone(nn.Module):
     def train(self, mode: bool = True) -> EfficientNetLiteBackbone:
         return super().train(False)  # frozen BatchNorm statistics, whatever the parent does
 
+    def fold_batch_norms(self) -> int:
+        """Fold every batch norm into the convolution before it (inference only: the frozen statistics
+        become the convolution's weights and bias, the norm's module keeps just its activation): the
+        same outputs up to float rounding, without a normalisation pass per layer. Returns how many
+        were folded. The state dict changes (no norm buffers, conv biases), so fold after loading."""
+        from timm.layers import BatchNormAct2d
+        from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+        folded = 0
+        for module in list(self.net.modules()):
+            names = list(module._modules)
+            for a, b in zip(names, names[1:]):  # timm lists each conv right before its norm, in forward order
+                conv, bn = module._modules[a], module._modules[b]
+                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and conv.out_channels == bn.num_features:
+                    module._modules[a] = fuse_conv_bn_eval(conv, bn)
+                    act = nn.Sequential(bn.drop, bn.act) if isinstance(bn, BatchNormAct2d) else nn.Identity()
+                    module._modules[b] = act
+                    folded += 1
+        return folded
+
     def forward(self, rgb: torch.Tensor) -> dict[str, torch.Tensor]:
         n = self.net
         x = n.bn1(n.conv_stem((rgb - 127.0) / 128.0))  # TF EfficientNet-Lite's input scaling

@@ -105,15 +105,20 @@ def _attr(node: GraphNode, key: str, default=None):
     return a
 
 
-def _same_pad(x: torch.Tensor, k: Tuple[int, int], s: Tuple[int, int], d: Tuple[int, int]) -> torch.Tensor:
-    """TF "SAME" padding (the extra pixel goes after, unlike torch's symmetric padding)."""
+def _same_pad(x: torch.Tensor, k: Tuple[int, int], s: Tuple[int, int], d: Tuple[int, int]
+              ) -> Tuple[torch.Tensor, Tuple[int, int]]:
+    """TF "SAME" padding (the extra pixel goes after, unlike torch's symmetric padding) -> (input, the
+    convolution's own padding): where it is symmetric (every stride-1 layer) the convolution pads,
+    which spares a padded copy of the input; elsewhere the input comes back padded."""
     pads = []
     for size, kk, ss, dd in zip(x.shape[2:], k, s, d):
         eff = (kk - 1) * dd + 1
         total = max((-(-size // ss) - 1) * ss + eff - size, 0)
         pads.append((total // 2, total - total // 2))
     (t, b), (l, r) = pads
-    return F.pad(x, (l, r, t, b)) if (t or b or l or r) else x
+    if t == b and l == r:
+        return x, (t, l)
+    return F.pad(x, (l, r, t, b)), (0, 0)
 
 
 def _resize_bilinear_legacy(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
@@ -219,9 +224,10 @@ class TfGraph(nn.Module):
                 y = x
             elif op in _CONVS:
                 inp, w = get(ins[0]), get(ins[1])
+                pad = (0, 0)
                 if a["same"]:
-                    inp = _same_pad(inp, tuple(w.shape[2:]), a["stride"], a["dilation"])
-                y = F.conv2d(inp, w, stride=a["stride"], dilation=a["dilation"],
+                    inp, pad = _same_pad(inp, tuple(w.shape[2:]), a["stride"], a["dilation"])
+                y = F.conv2d(inp, w, stride=a["stride"], padding=pad, dilation=a["dilation"],
                              groups=inp.shape[1] if a["depthwise"] else 1)
                 if a["bias"]:
                     y = y + get(ins[2]).view(1, -1, 1, 1)
