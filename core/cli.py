@@ -96,6 +96,8 @@ def _reconstruct(video: str, out: str, args: argparse.Namespace) -> str:
         wargs += ["--max-frames", str(args.max_frames)]
     if args.max_keyframes:
         wargs += ["--max-keyframes", str(args.max_keyframes)]
+    if args.intrinsics:
+        wargs += ["--intrinsics", *(repr(float(v)) for v in args.intrinsics)]
     if args.semantics:
         wargs += ["--semantics", args.semantics]
     return run_job(WorkerProcess(wargs, python=args.python), args.quiet)
@@ -201,6 +203,9 @@ def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="decode at most N frames")
     p.add_argument("--max-side", type=int, default=640, help="resolution cap, longest side in px (default 640)")
     p.add_argument("--max-keyframes", type=int, default=None)
+    p.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"), default=None,
+                   help="the camera's pinhole intrinsics in pixels of the video's full resolution, when known "
+                        "(default: self-calibrated)")
     p.add_argument("--semantics", choices=["none", "compact", "openclip"], default=None,
                    help="segments + descriptors (default: compact when its weights are shipped)")
     p.add_argument("--python", default=None, help="interpreter for the worker (default: this one)")

@@ -55,14 +55,18 @@ def score_path(path: FramePath, gt_world_from_camera: np.ndarray) -> Dict[str, f
             "ate_placed_cm": 100 * float(np.sqrt(np.mean(err[placed] ** 2))) if placed.any() else float("nan")}
 
 
-def run_product(video: Path, intrinsics: Optional[np.ndarray] = None) -> FramePath:
-    """The default geometry (``--semantics none``) on ``video``; its per-frame path."""
+def run_product(video: Path, intrinsics: Optional[np.ndarray] = None) -> tuple[FramePath, Dict]:
+    """The default geometry (``--semantics none``) on ``video``: its per-frame path, and what it told the user
+    about it ({"warned": the coverage warning or None, "focal": its focal length in px, "focal_from_lines":
+    the vanishing points' focal length or None})."""
     from ..jobs import JobContext
     from ..pipeline import ReconstructSettings, reconstruct_video
 
     k = None if intrinsics is None else (intrinsics[0, 0], intrinsics[1, 1], intrinsics[0, 2], intrinsics[1, 2])
     scene = reconstruct_video(video, JobContext(), ReconstructSettings(intrinsics=k, semantics=None))
-    return scene.frame_path
+    lines = (scene.metadata.get("focal_from_lines") or {}).get("focal")
+    return scene.frame_path, {"warned": scene.metadata["coverage"].get("warning"),
+                              "focal": float(scene.cameras.intrinsics[0, 0, 0]), "focal_from_lines": lines}
 
 
 def run_peer(video: Path, step: int = 2, intrinsics: Optional[np.ndarray] = None, threads: int = 2) -> FramePath:
@@ -120,7 +124,8 @@ def _row(name: str, who: str, fn) -> Dict:
     except Exception as exc:  # noqa: BLE001 - a side that fails is a result, not a crash of the table
         return {"scene": name, "side": who, "error": f"{exc.__class__.__name__}: {exc}",
                 "s": time.perf_counter() - t0, "placed": 0.0}
-    return {"scene": name, "side": who, "s": time.perf_counter() - t0, "_path": path}
+    path, info = path if isinstance(path, tuple) else (path, {})
+    return {"scene": name, "side": who, "s": time.perf_counter() - t0, "_path": path, **info}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -156,8 +161,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _table(rows: List[Dict]) -> str:
     """Markdown: per (scene, side) the median over runs (a failed run counts as 0 % placed), with the
-    range of the ATE over all frames when there are several runs; then each side's mean of the medians."""
-    out = ["| scene | side | runs | placed % | ATE all frames cm | ATE placed cm | s |", "|---|---|---|---|---|---|---|"]
+    range of the ATE over all frames when there are several runs, and in how many runs the product warned
+    (coverage, disagreeing solves, an uncertain focal length); then each side's mean of the medians."""
+    out = ["| scene | side | runs | placed % | ATE all frames cm | ATE placed cm | warned | s |",
+           "|---|---|---|---|---|---|---|---|"]
     means: Dict[str, List] = {"ov3r": [], "pycolmap": []}
     for key in dict.fromkeys((r["scene"], r["side"]) for r in rows):
         rs = [r for r in rows if (r["scene"], r["side"]) == key]
@@ -165,13 +172,14 @@ def _table(rows: List[Dict]) -> str:
         placed = float(np.median([r.get("placed", 0.0) for r in rs]))
         sec = float(np.median([r["s"] for r in rs]))
         if not ok:
-            out.append(f"| {key[0]} | {key[1]} | {len(rs)} | 0 | failed: {rs[0]['error'][:60]} | | {sec:.1f} |")
+            out.append(f"| {key[0]} | {key[1]} | {len(rs)} | 0 | failed: {rs[0]['error'][:60]} | | | {sec:.1f} |")
             continue
         ate = [r["ate_cm"] for r in ok]
         spread = f" ({min(ate):.2f}-{max(ate):.2f})" if len(ok) > 1 else ""
         failed = f", {len(rs) - len(ok)} failed" if len(ok) < len(rs) else ""
+        warned = f"{sum(bool(r.get('warned')) for r in ok)} of {len(ok)}" if "warned" in ok[0] else ""
         out.append(f"| {key[0]} | {key[1]} | {len(rs)}{failed} | {100 * placed:.1f} | {np.median(ate):.2f}{spread} | "
-                   f"{np.median([r['ate_placed_cm'] for r in ok]):.2f} | {sec:.1f} |")
+                   f"{np.median([r['ate_placed_cm'] for r in ok]):.2f} | {warned} | {sec:.1f} |")
         means[key[1]].append((placed, float(np.median(ate))))
     for side, m in means.items():
         if m:

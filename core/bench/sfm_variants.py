@@ -6,7 +6,8 @@ frame placed as the pipeline does, scored against the ground truth.
 A variant is keyword arguments of :func:`core.geometry.sfm.colmap_sfm.run_sfm` over the engine's
 defaults (``SfmSettings().sfm_kwargs()``; ``{}`` is the shipped default), plus an optional
 ``"keyframes"`` dict of :class:`core.video.KeyframeSettings` fields (``"tracks"``: a dict of
-:class:`core.video.tracks.TrackSettings` fields), ``"use_tracks": false`` to
+:class:`core.video.tracks.TrackSettings` fields), ``"focal_from_lines": true`` (the vanishing points' focal
+length handed to ``run_sfm`` as ``focal_px``; its ``"focal_mode"``: "start", "prior" or "fixed"), ``"use_tracks": false`` to
 leave the point tracks out and ``"register_frames": false`` to interpolate every frame between keyframes. Prints one JSON line per
 (scene, variant): placed fraction, ATE over all frames and over placed frames (cm), keyframes,
 registered keyframes, seconds. Choose on development rooms only.
@@ -25,6 +26,7 @@ import numpy as np
 from ..geometry.frame_placement import place_frames
 from ..geometry.sfm.colmap_sfm import run_sfm
 from ..geometry.sfm.engine import SfmSettings
+from ..geometry.sfm.vanishing_focal import vanishing_focal
 from ..jobs import JobContext
 from ..scene.cameras import Cameras
 from ..scenegen.suite import load_scene
@@ -54,7 +56,10 @@ def run_variant(video, gt_world_from_camera: np.ndarray, variant: Dict, max_side
         tracks = [k.tracks for k in kfs] if variant.pop("use_tracks", True) else None
         variant_frames = variant.pop("register_frames", True) and tracks is not None
         frames = [f for k in kfs for f in k.tracked_frames()] if variant_frames else None
-        sparse = run_sfm([k.image for k in kfs], JobContext(), tracks=tracks, frames=frames,
+        focal_px = None
+        if variant.pop("focal_from_lines", False):
+            focal_px, _ = vanishing_focal([k.image for k in kfs])
+        sparse = run_sfm([k.image for k in kfs], JobContext(), tracks=tracks, frames=frames, focal_px=focal_px,
                          **{**SfmSettings().sfm_kwargs(), **variant})
     except Exception as exc:  # noqa: BLE001 - a variant that fails is a result
         return {"error": str(exc)[:160], "s": time.perf_counter() - t0}
@@ -66,7 +71,7 @@ def run_variant(video, gt_world_from_camera: np.ndarray, variant: Dict, max_side
                         {"index": sparse.frame_index, "world_from_camera": sparse.frame_poses})
     return {**score_path(path, gt_world_from_camera), "keyframes": len(kfs), "registered": len(reg),
             "mapping_runs": len(sparse.mapping.get("runs", ())), "agreed": sparse.mapping.get("agreed"),
-            "focal": float(sparse.K[0, 0]),
+            "focal": float(sparse.K[0, 0]), "focal_from_lines": focal_px,
             "s": time.perf_counter() - t0}
 
 

@@ -18,7 +18,20 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["line_plane_normals", "manhattan_axes"]
+__all__ = ["line_plane_normals", "line_segments", "manhattan_axes"]
+
+
+def line_segments(image: np.ndarray, min_length: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
+    """The straight line segments (OpenCV's LSD) of ``image`` (H,W,3) uint8 RGB at least ``min_length`` x its
+    long side long: endpoints (L,4) x0, y0, x1, y1 in pixels (corner-based) and lengths (L,) in pixels."""
+    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+    found = cv2.createLineSegmentDetector().detect(grey)[0]
+    if found is None:
+        return np.zeros((0, 4)), np.zeros(0)
+    seg = found.reshape(-1, 4).astype(np.float64)
+    length = np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
+    keep = length >= min_length * max(grey.shape)
+    return seg[keep], length[keep]
 
 
 def line_plane_normals(image: np.ndarray, K: np.ndarray, world_from_camera: np.ndarray,
@@ -28,14 +41,9 @@ def line_plane_normals(image: np.ndarray, K: np.ndarray, world_from_camera: np.n
 
     K: (3,3) intrinsics of that image size; world_from_camera: (4,4), OpenCV camera axes.
     """
-    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
-    found = cv2.createLineSegmentDetector().detect(grey)[0]
-    if found is None:
+    seg, length = line_segments(image, min_length)
+    if not len(seg):
         return np.zeros((0, 3)), np.zeros(0)
-    seg = found.reshape(-1, 4).astype(np.float64)
-    length = np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
-    keep = length >= min_length * max(grey.shape)
-    seg, length = seg[keep], length[keep]
     k_inv = np.linalg.inv(np.asarray(K, np.float64))
     ones = np.ones((len(seg), 1))
     a = np.hstack([seg[:, :2] + 0.5, ones]) @ k_inv.T  # pixel centres, as the plane sweep

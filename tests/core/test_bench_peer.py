@@ -31,11 +31,12 @@ def test_score_path_fits_a_similarity_on_placed_frames_and_charges_the_rest():
 
 
 def test_table_gives_medians_ranges_and_failures():
-    rows = [{"scene": "a", "side": "ov3r", "s": 1, "placed": 1.0, "ate_cm": 1.0, "ate_placed_cm": 1.0},
-            {"scene": "a", "side": "ov3r", "s": 3, "placed": 0.5, "ate_cm": 5.0, "ate_placed_cm": 2.0},
-            {"scene": "a", "side": "ov3r", "s": 2, "placed": 0.9, "ate_cm": 2.0, "ate_placed_cm": 1.5},
+    rows = [{"scene": "a", "side": "ov3r", "s": 1, "placed": 1.0, "ate_cm": 1.0, "ate_placed_cm": 1.0, "warned": None},
+            {"scene": "a", "side": "ov3r", "s": 3, "placed": 0.5, "ate_cm": 5.0, "ate_placed_cm": 2.0,
+             "warned": "only 50% of the video was placed"},
+            {"scene": "a", "side": "ov3r", "s": 2, "placed": 0.9, "ate_cm": 2.0, "ate_placed_cm": 1.5, "warned": None},
             {"scene": "a", "side": "pycolmap", "s": 1, "placed": 0.0, "error": "RuntimeError: no model"}]
     lines = _table(rows).splitlines()
-    assert lines[2] == "| a | ov3r | 3 | 90.0 | 2.00 (1.00-5.00) | 1.50 | 2.0 |"
+    assert lines[2] == "| a | ov3r | 3 | 90.0 | 2.00 (1.00-5.00) | 1.50 | 1 of 3 | 2.0 |"
     assert lines[3].startswith("| a | pycolmap | 1 | 0 | failed: RuntimeError: no model")
     assert lines[4] == "ov3r: mean placed 90.0 %, mean ATE 2.00 cm over 1 videos (medians of the runs)"

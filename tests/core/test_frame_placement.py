@@ -112,3 +112,35 @@ def test_a_bad_status_is_a_format_error():
     scene.frame_path.status[3] = 7
     with pytest.raises(SceneFormatError, match="frame_path.status"):
         scene.validate()
+
+
+def test_path_doubts_name_disagreeing_solves_and_a_focal_length_off_the_rooms_lines():
+    from core.pipeline import WARN_FOCAL_DISAGREEMENT, path_doubts
+
+    assert path_doubts({}) == []
+    agreed = {"mapping": {"runs": [{}, {}], "agreed": True},
+              "focal_from_lines": {"focal": 343.0, "self_calibrated": 355.5, "disagreement": 0.036}}
+    assert path_doubts(agreed) == []
+    off = {"mapping": {"runs": [{}, {}, {}], "agreed": False},
+           "focal_from_lines": {"focal": 343.0, "self_calibrated": 446.3, "disagreement": 0.301}}
+    doubts = path_doubts(off)
+    assert len(doubts) == 2 and "3 solves of the video disagreed" in doubts[0]
+    assert "focal length is uncertain" in doubts[1] and "446 px" in doubts[1] and "343 px" in doubts[1]
+    assert "--intrinsics" in doubts[1]
+    no_estimate = {"focal_from_lines": {"focal": None, "reason": "the keyframes disagree (spread 0.25)"}}
+    assert path_doubts(no_estimate) == [] and WARN_FOCAL_DISAGREEMENT == 0.10
+
+
+def test_cli_forwards_known_intrinsics_to_the_worker(monkeypatch):
+    import argparse
+
+    import core.cli as cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "WorkerProcess", lambda wargs, python=None: seen.setdefault("wargs", wargs))
+    monkeypatch.setattr(cli, "run_job", lambda worker, quiet: "done")
+    args = cli.build_parser().parse_args(["reconstruct", "room.mp4", "--intrinsics", "500", "500", "320", "240"])
+    assert isinstance(args, argparse.Namespace) and args.intrinsics == [500.0, 500.0, 320.0, 240.0]
+    cli._reconstruct("room.mp4", "room.ov3r.npz", args)
+    w = seen["wargs"]
+    assert w[w.index("--intrinsics") + 1:w.index("--intrinsics") + 5] == ["500.0", "500.0", "320.0", "240.0"]

@@ -32,3 +32,16 @@ def test_room_reconstruction_with_known_intrinsics():
     assert rec.points.dtype == np.float32 and rec.colors.dtype == np.uint8
     assert rec.frame_id.min() >= 0 and rec.frame_id.max() < len(rec.cameras)
     assert 0 <= rec.confidence.min() and rec.confidence.max() <= 1
+
+
+def test_a_focal_length_known_beforehand_is_kept_fixed_or_refined_as_asked():
+    """run_sfm's focal_px: "fixed" keeps it through the mapping (the distortion still refined), "start" lets
+    the self-calibration move it towards the truth."""
+    from ov3r.core.geometry.sfm.colmap_sfm import run_sfm
+
+    K, _, imgs, _ = room_orbit(n=10, w=256, h=192, arc_deg=60.0)
+    given = 1.08 * K[0, 0]
+    fixed = run_sfm(list(imgs), JobContext(), focal_px=given, focal_mode="fixed", mapping_runs=1)
+    assert abs(fixed.K[0, 0] / given - 1) < 1e-9
+    start = run_sfm(list(imgs), JobContext(), focal_px=given, focal_mode="start", mapping_runs=1)
+    assert abs(start.K[0, 0] / K[0, 0] - 1) < abs(given / K[0, 0] - 1) / 2  # refined, most of the way back

@@ -130,6 +130,8 @@ def run_sfm(
     mapping_runs: int = 1,
     frames: list[FrameTracks] | None = None,
     focal_factor: float = 1.2,
+    focal_px: float | None = None,
+    focal_mode: str = "start",
 ) -> SparseModel:
     """Run feature extraction, sequential matching and incremental mapping.
 
@@ -155,6 +157,11 @@ def run_sfm(
                 one of those (``model_consensus``), which guards against a draw that folds the model.
     focal_factor: without ``intrinsics``, the focal length the self-calibration starts from, in units of
                 the longest image side (COLMAP: 1.2, a 45 degree field of view).
+    focal_px:   without ``intrinsics``, a focal length (pixels) known beforehand (``vanishing_focal``), used
+                by ``focal_mode``: "start" = the self-calibration starts from it instead of ``focal_factor``;
+                "prior" = the camera also carries it as COLMAP's prior focal length (calibrated two-view
+                geometry, new images posed with it rather than estimating their own), refined by bundle
+                adjustment; "fixed" = as "prior" and never refined (the distortion still is).
     frames:     other video frames' tracks (with ``tracks``): each is registered against the 3D points of
                 the tracks (``frame_registration``) and lands in ``SparseModel.frame_index`` / ``frame_poses``.
     tracks:     optional point tracks of each keyframe (same order as ``images``): pairs sharing at
@@ -188,7 +195,12 @@ def run_sfm(
             reader.camera_params = ",".join(repr(float(v)) for v in (k[0, 0], k[1, 1], k[0, 2], k[1, 2]))
         else:
             reader.camera_model = camera_model
-            reader.default_focal_length_factor = focal_factor
+            reader.default_focal_length_factor = focal_factor if focal_px is None else focal_px / max(h, w)
+            if focal_mode not in ("start", "prior", "fixed"):
+                raise ValueError(f"focal_mode {focal_mode!r}: use start, prior or fixed")
+            if focal_px is not None and focal_mode != "start":
+                extra = {"SIMPLE_RADIAL": [0.0], "RADIAL": [0.0, 0.0], "SIMPLE_PINHOLE": []}[camera_model]
+                reader.camera_params = ",".join(repr(float(v)) for v in (focal_px, w / 2, h / 2, *extra))
         extraction = pycolmap.FeatureExtractionOptions()
         extraction.num_threads = num_threads
         extraction.use_gpu = False
@@ -245,13 +257,14 @@ def run_sfm(
         timings["matching"] = time.perf_counter() - t0
 
         (work / "sparse").mkdir()
+        fix_focal = intrinsics is None and focal_px is not None and focal_mode == "fixed"
         t0 = time.perf_counter()
         ctx.progress("sfm: mapping", 0, n)
         runs: list[MappingRun] = []
         with _cancel_bridge(ctx) as token:
             if mapper == "global":
                 models = _global_mapping(db, img_dir, work / "sparse", num_threads, seed, min_registered,
-                                         min_num_matches, intrinsics is not None)
+                                         min_num_matches, intrinsics is not None, fix_focal)
                 runs += [_mapping_run(models, seed)] if models else []
             else:
                 def mapping(k: int, threads: int, tick) -> dict:
@@ -266,7 +279,8 @@ def run_sfm(
                     return _incremental_mapping(
                         database, img_dir, out, tick, token, threads, seed + k, mapping_runs > 1,
                         min_registered, min_num_matches, abs_pose_min_inliers, init_min_inliers, min_tri_angle,
-                        abs_pose_max_error, ba_global_ratio, ba_global_max_iterations, intrinsics is not None)
+                        abs_pose_max_error, ba_global_ratio, ba_global_max_iterations, intrinsics is not None,
+                        fix_focal)
 
                 if mapping_runs > 1:
                     # The first two runs at once, half the threads each: pycolmap releases the GIL, and much of
@@ -328,7 +342,7 @@ def _incremental_mapping(db: Path, img_dir: Path, out: Path, on_image, token: ob
                          num_threads: int, seed: int, seed_ransac: bool, min_registered: int, min_num_matches: int,
                          abs_pose_min_inliers: int, init_min_inliers: int, min_tri_angle: float,
                          abs_pose_max_error: float, ba_global_ratio: float, ba_global_max_iterations: int,
-                         fixed_intrinsics: bool) -> dict:
+                         fixed_intrinsics: bool, fix_focal: bool = False) -> dict:
     """One pycolmap incremental mapping call; ``on_image()`` is called as each image is registered."""
     import pycolmap
 
@@ -355,6 +369,9 @@ def _incremental_mapping(db: Path, img_dir: Path, out: Path, on_image, token: ob
         opts.ba_refine_extra_params = False
         opts.mapper.abs_pose_refine_focal_length = False
         opts.mapper.abs_pose_refine_extra_params = False
+    elif fix_focal:
+        opts.ba_refine_focal_length = False
+        opts.mapper.abs_pose_refine_focal_length = False
     return pycolmap.incremental_mapping(db, img_dir, out, options=opts, next_image_callback=on_image,
                                         cancellation_token=token)
 
@@ -386,7 +403,7 @@ def _progress_ticker(ctx: JobContext, label: str, total: int):
 
 
 def _global_mapping(db: Path, img_dir: Path, out: Path, num_threads: int, seed: int, min_registered: int,
-                    min_num_matches: int, fixed_intrinsics: bool) -> dict:
+                    min_num_matches: int, fixed_intrinsics: bool, fix_focal: bool = False) -> dict:
     import pycolmap
 
     opts = pycolmap.GlobalPipelineOptions()
@@ -398,8 +415,9 @@ def _global_mapping(db: Path, img_dir: Path, out: Path, num_threads: int, seed: 
     opts.mapper.random_seed = seed
     opts.mapper.global_positioning.use_gpu = False
     opts.mapper.bundle_adjustment.ceres.use_gpu = False
-    if fixed_intrinsics:
+    if fixed_intrinsics or fix_focal:
         opts.mapper.bundle_adjustment.refine_focal_length = False
+    if fixed_intrinsics:
         opts.mapper.bundle_adjustment.refine_extra_params = False
     return pycolmap.global_mapping(db, img_dir, out, options=opts)
 

@@ -33,8 +33,12 @@ from ...scene.extent import scene_extent
 from ...scene.align import up_prior
 from ...scene.manhattan import manhattan_axes
 from ...scene.room_box import find_room_box
+from .vanishing_focal import VanishingFocalSettings, vanishing_focal
 from .view_selection import depth_range, pair_scores, select_neighbours
 
+
+#: How the focal length from the vanishing points is used (``SfmSettings.focal_from_lines``)
+FOCAL_FROM_LINES = ("off", "check", "start", "prior", "fixed")
 
 #: Confidence of the points a planar fill made rather than the plane sweep measured (measured points have
 #: at least ``SfmSettings.min_confidence``), so a user can tell them apart.
@@ -73,6 +77,13 @@ class SfmSettings:
     # as phones film rooms) fixed a dev walk but made test_bedroom settle on a wrong focal in 2 of 2 runs
     # (65 cm ATE): the start decides which of two minima the calibration finds (docs/experiments/geometry.md).
     focal_factor: float = 1.2
+    # Without known intrinsics, the focal length from the keyframes' vanishing points (vanishing_focal), where
+    # they agree on one: "check" = compared with the self-calibrated one afterwards (a disagreement becomes a
+    # warning), "start" / "prior" / "fixed" = handed to run_sfm as its focal_mode, "off" = not estimated.
+    # Used in the mapping it was level on the validation and hard_dev walks, where even the true focal length
+    # does not improve the paths; as a check it flags the validation walk whose self-calibration went 17 % off
+    # the true focal length (docs/experiments/geometry.md).
+    focal_from_lines: str = "check"
     num_threads: int = 2
     mvs_max_size: int = 320  # longest side of the MVS working resolution
     num_depths: int = 48  # plane hypotheses, uniform in inverse depth
@@ -110,6 +121,10 @@ class SfmSettings:
     device: str = "auto"  # torch device of the plane sweep: "auto" = CUDA when present
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.focal_from_lines not in FOCAL_FROM_LINES:
+            raise ValueError(f"focal_from_lines {self.focal_from_lines!r}: use one of {', '.join(FOCAL_FROM_LINES)}")
+
     def sfm_kwargs(self) -> dict:
         """These settings as keyword arguments of ``run_sfm`` (all but the images, intrinsics and tracks)."""
         return dict(max_features=self.max_features, overlap=self.match_overlap, num_threads=self.num_threads,
@@ -137,8 +152,17 @@ class SfmEngine:
         t0 = time.perf_counter()
         tracks = [kf.tracks for kf in keyframes] if st.use_tracks else None
         frames = [f for kf in keyframes for f in kf.tracked_frames()] if tracks and st.register_frames else None
+        focal_px, focal_record, use = None, None, st.focal_from_lines
+        if intrinsics is None and use != "off":
+            ctx.progress("sfm: focal length", 0, 1)
+            focal_px, focal_record = vanishing_focal([kf.image for kf in keyframes], VanishingFocalSettings(seed=st.seed))
+            ctx.progress("sfm: focal length", 1, 1)
+        given = {"focal_px": focal_px, "focal_mode": use} if focal_px is not None and use != "check" else {}
         sparse = run_sfm([kf.image for kf in keyframes], ctx, intrinsics=intrinsics, tracks=tracks, frames=frames,
-                         **st.sfm_kwargs())
+                         **given, **st.sfm_kwargs())
+        if focal_px is not None:
+            focal_record.update(self_calibrated=round(float(sparse.K[0, 0]), 2),
+                                disagreement=round(abs(float(sparse.K[0, 0]) / focal_px - 1), 4), used=use)
         timings.update({f"sfm_{k}": v for k, v in sparse.timings.items()})
         timings["sfm"] = time.perf_counter() - t0
         h, w = keyframes[0].image.shape[:2]
@@ -181,6 +205,8 @@ class SfmEngine:
                            "confidence": FILLED_CONFIDENCE},
                 "timings": timings,
                 "mapping": sparse.mapping,
+                # the vanishing points' focal length beside the self-calibrated one (None with known intrinsics)
+                "focal_from_lines": focal_record,
                 # the room's axes from the keyframes' lines (rows: wall, wall, up), for whatever aligns to the room
                 "room_axes": None if room_axes is None else room_axes.tolist(),
                 "frame_poses": {"index": sparse.frame_index,
