@@ -80,7 +80,7 @@ def _refine_side(points: np.ndarray, normal: np.ndarray, offset: float, band: fl
 
 def find_room_box(points: np.ndarray, world_from_camera: np.ndarray, bin_size: float,
                   min_frac: float = 0.01, seed: int = 0, axes: np.ndarray | None = None,
-                  min_ceiling: float = 1.3, floor_quantile: float = 0.5) -> RoomBox | None:
+                  min_ceiling: float = 1.3) -> RoomBox | None:
     """The room's box from dense points (N,3) and the cameras (M,4,4) that filmed it; None when the
     cloud has no floor to align to.
 
@@ -88,8 +88,6 @@ def find_room_box(points: np.ndarray, world_from_camera: np.ndarray, bin_size: f
     axes: (3,3) rows (wall, wall, up) from the images (``manhattan.manhattan_axes``): the sides are then
     kept square to them (only their offsets are fitted); None: the axes of the measured points.
     min_ceiling: the lowest ceiling, in units of the highest camera's height above the floor.
-    floor_quantile: with ``axes``, the floor's height is this quantile of the heights of the points near it
-    (the others' offsets are medians): what stands on the floor adds points above it, only noise below.
     """
     try:
         a = alignment_transform(points, world_from_camera, seed=seed, axes=axes)
@@ -120,8 +118,7 @@ def find_room_box(points: np.ndarray, world_from_camera: np.ndarray, bin_size: f
             n, off = _refine_side(q, n, off, 1.5 * bin_size)
         else:  # the lines' axes are truer than a plane fitted to a few measured patches: the offset only
             near = q[np.abs(q @ n - off) < 1.5 * bin_size]
-            quantile = 1.0 - floor_quantile if n[2] < -0.5 else 0.5  # the floor's normal points down
-            off = float(np.quantile(near @ n, quantile)) if len(near) >= 50 else off
+            off = float(np.median(near @ n)) if len(near) >= 50 else off
         normals.append(rot.T @ n)  # aligned n.q < off  <=>  (R^T n).x < off - n.shift
         offsets.append(off - n @ shift)
     return RoomBox(np.array(normals), np.array(offsets))

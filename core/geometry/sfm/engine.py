@@ -104,7 +104,6 @@ class SfmSettings:
     # measured points' (which tilt with the few measured patches of blank walls).
     line_axes: bool = True
     box_bins: int = 150  # the box's layers are scene extent / box_bins thick
-    box_floor_quantile: float = 0.5  # the box's floor: this quantile of the heights near it (room_box)
     # Unmeasured textured pixels whose windows match the neighbours on the room's box (warped by its depth, about
     # as well as by any nearer copy of it) are measured there (surface_check): the fronto-parallel sweep misses
     # slanted floors and walls. They support the planar fills too (docs/experiments/geometry.md).
@@ -287,8 +286,7 @@ class SfmEngine:
         box = axes = None
         if st.room_box:
             axes = manhattan_axes(imgs, [K] * m, wfc, up_prior(wfc, measured)) if st.line_axes else None
-            box = find_room_box(measured, wfc, scene_extent(measured) / st.box_bins, seed=st.seed, axes=axes,
-                                floor_quantile=st.box_floor_quantile)
+            box = find_room_box(measured, wfc, scene_extent(measured) / st.box_bins, seed=st.seed, axes=axes)
         h, w = kept[0].shape
         rays = pixel_rays(K, h, w)
         box_depths = [box.depth(wfc[r], rays).reshape(h, w) if box is not None else None for r in range(m)]
