@@ -67,9 +67,12 @@ def path_doubts(metadata: dict[str, Any]) -> list[str]:
                    "(too little texture or parallax to pin it down)")
     focal = metadata.get("focal_from_lines") or {}
     if focal.get("disagreement", 0.0) > WARN_FOCAL_DISAGREEMENT:
-        out.append(f"the camera's focal length is uncertain: the self-calibration found {focal['self_calibrated']:.0f} "
-                   f"px, the room's straight lines {focal['focal']:.0f} px (the path and the cloud's proportions may "
-                   "be off; give the intrinsics if they are known: --intrinsics FX FY CX CY)")
+        def fov(f: float) -> float:  # the horizontal field of view in degrees: the same at any resolution
+            return float(np.degrees(2 * np.arctan2(focal["width"], 2 * f)))
+
+        out.append(f"the camera's focal length is uncertain: the self-calibration found a {fov(focal['self_calibrated']):.0f}"
+                   f" degree field of view, the room's straight lines {fov(focal['focal']):.0f} degrees (the path and "
+                   "the cloud's proportions may be off; give the intrinsics if they are known: --intrinsics FX FY CX CY)")
     return out
 
 

@@ -122,10 +122,11 @@ def test_path_doubts_name_disagreeing_solves_and_a_focal_length_off_the_rooms_li
               "focal_from_lines": {"focal": 343.0, "self_calibrated": 355.5, "disagreement": 0.036}}
     assert path_doubts(agreed) == []
     off = {"mapping": {"runs": [{}, {}, {}], "agreed": False},
-           "focal_from_lines": {"focal": 343.0, "self_calibrated": 446.3, "disagreement": 0.301}}
+           "focal_from_lines": {"focal": 343.0, "self_calibrated": 446.3, "disagreement": 0.301, "width": 480}}
     doubts = path_doubts(off)
     assert len(doubts) == 2 and "3 solves of the video disagreed" in doubts[0]
-    assert "focal length is uncertain" in doubts[1] and "446 px" in doubts[1] and "343 px" in doubts[1]
+    # fields of view, which mean the same at any resolution: 2 atan(240 / 446.3) = 56.5, 2 atan(240 / 343) = 70.0 degrees
+    assert "focal length is uncertain" in doubts[1] and "a 57 degree field of view" in doubts[1] and "70 degrees" in doubts[1]
     assert "--intrinsics" in doubts[1]
     no_estimate = {"focal_from_lines": {"focal": None, "reason": "the keyframes disagree (spread 0.25)"}}
     assert path_doubts(no_estimate) == [] and WARN_FOCAL_DISAGREEMENT == 0.10

@@ -134,13 +134,14 @@ def image_focal(image: np.ndarray, st: VanishingFocalSettings | None = None,
 def vanishing_focal(images: Sequence[np.ndarray], st: VanishingFocalSettings | None = None) -> tuple[float | None, dict]:
     """The video's focal length in pixels of these images (N x (H,W,3) uint8 RGB, one size) from their
     vanishing points, or None where too few keyframes give one or they disagree; and a record of why
-    (``{"estimates": ..., "focal": ..., "spread": ...}``)."""
+    (``{"images", "estimates", "focal", "spread", "width"}``: focal lengths in pixels of images that wide)."""
     st = st or VanishingFocalSettings()
     rng = np.random.default_rng(st.seed)
     idx = np.unique(np.linspace(0, len(images) - 1, min(len(images), st.max_images)).round().astype(int)) \
         if len(images) else np.zeros(0, int)
     est = [f for f in (image_focal(images[i], st, rng) for i in idx) if f is not None]
-    record: dict = {"images": int(len(idx)), "estimates": len(est), "focal": None, "spread": None}
+    width = int(images[0].shape[1]) if len(images) else 0
+    record: dict = {"images": int(len(idx)), "estimates": len(est), "focal": None, "spread": None, "width": width}
     if len(est) < st.min_images:
         record["reason"] = f"{len(est)} of {len(idx)} keyframes fix a focal length (need {st.min_images})"
         return None, record
