@@ -83,7 +83,7 @@ def image_focal(image: np.ndarray, st: VanishingFocalSettings | None = None,
     h, w = image.shape[:2]
     scale = float(max(h, w))
     seg, length = line_segments(image, st.min_length)
-    if len(seg) < 4 * st.min_inliers // 2:
+    if len(seg) < 2 * st.min_inliers:  # two vanishing points, min_inliers segments each
         return None
     order = np.argsort(-length)[:st.max_segments]
     seg, length = seg[order], length[order]
