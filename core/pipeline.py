@@ -56,6 +56,11 @@ def _scaled_intrinsics(settings: ReconstructSettings, full: tuple[int, int], wor
     return np.array([[fx * sx, 0, cx * sx], [0, fy * sy, cy * sy], [0, 0, 1]], np.float64)
 
 
+def _field_of_view(width: float, focal: float) -> float:
+    """The horizontal field of view in degrees of images ``width`` px wide: the same at any resolution."""
+    return float(np.degrees(2 * np.arctan2(width, 2 * focal)))
+
+
 def path_doubts(metadata: dict[str, Any]) -> list[str]:
     """Warnings about the camera path that the engine's own records raise (``metadata["mapping"]``,
     ``metadata["focal_from_lines"]``): seeded mapping runs that never agreed, a self-calibrated focal length
@@ -67,12 +72,10 @@ def path_doubts(metadata: dict[str, Any]) -> list[str]:
                    "(too little texture or parallax to pin it down)")
     focal = metadata.get("focal_from_lines") or {}
     if focal.get("disagreement", 0.0) > WARN_FOCAL_DISAGREEMENT:
-        def fov(f: float) -> float:  # the horizontal field of view in degrees: the same at any resolution
-            return float(np.degrees(2 * np.arctan2(focal["width"], 2 * f)))
-
-        out.append(f"the camera's focal length is uncertain: the self-calibration found a {fov(focal['self_calibrated']):.0f}"
-                   f" degree field of view, the room's straight lines {fov(focal['focal']):.0f} degrees (the path and "
-                   "the cloud's proportions may be off; give the intrinsics if they are known: --intrinsics FX FY CX CY)")
+        found, lines = (_field_of_view(focal["width"], focal[k]) for k in ("self_calibrated", "focal"))
+        out.append(f"the camera's focal length is uncertain: the self-calibration found a {found:.0f} degree field of "
+                   f"view, the room's straight lines {lines:.0f} degrees (the path and the cloud's proportions may be "
+                   "off; give the intrinsics if they are known: --intrinsics FX FY CX CY)")
     return out
 
 

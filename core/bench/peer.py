@@ -120,11 +120,10 @@ def run_peer(video: Path, step: int = 2, intrinsics: Optional[np.ndarray] = None
 def _row(name: str, who: str, fn) -> Dict:
     t0 = time.perf_counter()
     try:
-        path = fn()
+        path, info = fn()  # the FramePath, and what the side reported beside it
     except Exception as exc:  # noqa: BLE001 - a side that fails is a result, not a crash of the table
         return {"scene": name, "side": who, "error": f"{exc.__class__.__name__}: {exc}",
                 "s": time.perf_counter() - t0, "placed": 0.0}
-    path, info = path if isinstance(path, tuple) else (path, {})
     return {"scene": name, "side": who, "s": time.perf_counter() - t0, "_path": path, **info}
 
 
@@ -146,7 +145,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         K = sc["cameras"]["intrinsics"][0] if a.intrinsics else None
         for run in range(a.repeat):
             for who, fn in (("ov3r", lambda: run_product(sc["video"], K)),
-                            ("pycolmap", lambda: run_peer(sc["video"], a.step, K))):
+                            ("pycolmap", lambda: (run_peer(sc["video"], a.step, K), {}))):
                 row = {**_row(name, who, fn), "run": run}
                 path = row.pop("_path", None)
                 if path is not None:

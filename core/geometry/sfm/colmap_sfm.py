@@ -103,6 +103,11 @@ def _ascii_workspace() -> Path:
     return Path(tempfile.mkdtemp(prefix="ov3r_sfm_", dir=str(base)))
 
 
+#: COLMAP camera models a known focal length can seed (focal_mode "prior" / "fixed"): their parameters after
+#: f, cx, cy at no distortion
+_NO_DISTORTION = {"SIMPLE_PINHOLE": (), "SIMPLE_RADIAL": (0.0,), "RADIAL": (0.0, 0.0)}
+
+
 def run_sfm(
     images: list[np.ndarray],
     ctx: JobContext,
@@ -199,7 +204,9 @@ def run_sfm(
             if focal_mode not in ("start", "prior", "fixed"):
                 raise ValueError(f"focal_mode {focal_mode!r}: use start, prior or fixed")
             if focal_px is not None and focal_mode != "start":
-                extra = {"SIMPLE_RADIAL": [0.0], "RADIAL": [0.0, 0.0], "SIMPLE_PINHOLE": []}[camera_model]
+                if camera_model not in _NO_DISTORTION:
+                    raise ValueError(f"focal_mode {focal_mode!r} needs one of {', '.join(_NO_DISTORTION)}")
+                extra = _NO_DISTORTION[camera_model]
                 reader.camera_params = ",".join(repr(float(v)) for v in (focal_px, w / 2, h / 2, *extra))
         extraction = pycolmap.FeatureExtractionOptions()
         extraction.num_threads = num_threads
