@@ -7,7 +7,8 @@ A variant is keyword arguments of :func:`core.geometry.sfm.colmap_sfm.run_sfm` o
 defaults (``SfmSettings().sfm_kwargs()``; ``{}`` is the shipped default), plus an optional
 ``"keyframes"`` dict of :class:`core.video.KeyframeSettings` fields (``"tracks"``: a dict of
 :class:`core.video.tracks.TrackSettings` fields), ``"focal_from_lines": true`` (the vanishing points' focal
-length handed to ``run_sfm`` as ``focal_px``; its ``"focal_mode"``: "start", "prior" or "fixed"), ``"use_tracks": false`` to
+length handed to ``run_sfm`` as ``focal_px``; its ``"focal_mode"``: "start", "prior" or "fixed"), ``"intrinsics": "true"`` (the render's own intrinsics, as a user who knows them
+gives them), ``"use_tracks": false`` to
 leave the point tracks out and ``"register_frames": false`` to interpolate every frame between keyframes. Prints one JSON line per
 (scene, variant): placed fraction, ATE over all frames and over placed frames (cm), keyframes,
 registered keyframes, seconds. Choose on development rooms only.
@@ -30,24 +31,33 @@ from ..geometry.sfm.vanishing_focal import vanishing_focal
 from ..jobs import JobContext
 from ..scene.cameras import Cameras
 from ..scenegen.suite import load_scene
-from ..video import KeyframeSettings, iter_frames, select_keyframes
+from ..video import KeyframeSettings, iter_frames, probe_video, select_keyframes
 from ..video.tracks import TrackSettings
 from .peer import score_path
 from .run import resolve_scenes
 
 
-def run_variant(video, gt_world_from_camera: np.ndarray, variant: Dict, max_side: int = 640) -> Dict:
-    """Score one SfM variant on one video (a failed SfM is a row with its error)."""
+def run_variant(video, gt_world_from_camera: np.ndarray, variant: Dict, max_side: int = 640,
+                gt_intrinsics: Optional[np.ndarray] = None) -> Dict:
+    """Score one SfM variant on one video (a failed SfM is a row with its error); ``gt_intrinsics`` (3,3) at the
+    video's size, for a variant with ``"intrinsics": "true"``."""
     variant = dict(variant)
+    known = None
+    if variant.pop("intrinsics", None) == "true":
+        if gt_intrinsics is None:
+            raise ValueError("the variant asks for the true intrinsics and the scene has none")
+        known = np.asarray(gt_intrinsics, np.float64).reshape(-1, 3, 3)[0]
     kf = dict(variant.pop("keyframes", {}))
     if isinstance(kf.get("tracks"), dict):
         kf["tracks"] = TrackSettings(**kf["tracks"])
     kf_settings = KeyframeSettings(**kf)
     stamps: list[float] = []
+    scale: list[float] = []
 
     def frames():
         for f in iter_frames(video, max_side):
             stamps.append(f.timestamp)
+            scale.append(max(f.image.shape[:2]))
             yield f
 
     t0 = time.perf_counter()
@@ -59,7 +69,12 @@ def run_variant(video, gt_world_from_camera: np.ndarray, variant: Dict, max_side
         focal_px = None
         if variant.pop("focal_from_lines", False):
             focal_px, _ = vanishing_focal([k.image for k in kfs])
-        sparse = run_sfm([k.image for k in kfs], JobContext(), tracks=tracks, frames=frames, focal_px=focal_px,
+        if known is not None:  # the renders' K is at the video's size; the keyframes may be smaller
+            info = probe_video(video)
+            w = float(max(info.width, info.height))
+            known = known * np.array([[scale[0] / w], [scale[0] / w], [1.0]])
+        sparse = run_sfm([k.image for k in kfs], JobContext(), intrinsics=known, tracks=tracks, frames=frames,
+                         focal_px=focal_px,
                          **{**SfmSettings().sfm_kwargs(), **variant})
     except Exception as exc:  # noqa: BLE001 - a variant that fails is a result
         return {"error": str(exc)[:160], "s": time.perf_counter() - t0}
@@ -87,7 +102,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sc = load_scene(folder)
         for name, v in variants.items():
             for run in range(a.repeat):
-                row = run_variant(sc["video"], sc["cameras"]["world_from_camera"], v)
+                row = run_variant(sc["video"], sc["cameras"]["world_from_camera"], v,
+                                  gt_intrinsics=sc["cameras"].get("intrinsics"))
                 row = {"scene": sc["info"]["config"]["name"], "variant": name, "run": run, **row}
                 print(json.dumps({k: round(x, 3) if isinstance(x, float) else x for k, x in row.items()}), flush=True)
     return 0

@@ -195,12 +195,17 @@ def hard_configs(half: str, **overrides) -> List[RoomConfig]:
 
 
 _DEV_WALK = [dict(seed=7071, room_type="living", lighting="day", trajectory="walk_loop"),
-             dict(seed=7072, room_type="bedroom", lighting="evening", trajectory="walk_scan")]
+             dict(seed=7072, room_type="bedroom", lighting="evening", trajectory="walk_scan"),
+             dict(seed=7073, room_type="kitchen", lighting="overcast", trajectory="walk_loop"),
+             dict(seed=7074, room_type="office", lighting="day", trajectory="walk_scan"),
+             dict(seed=7075, room_type="mixed", lighting="evening", trajectory="walk_loop"),
+             dict(seed=7076, room_type="living", lighting="overcast", trajectory="walk_scan")]
 
 
 def dev_walk_configs() -> List[RoomConfig]:
-    """Two textured walks rendered like the suite's, small and fast (320x240, 150 frames at 15 fps, about 3
-    minutes each on 2 cores), training-library furniture: for choosing geometry settings."""
+    """Six textured walks rendered like the suite's, small and fast (320x240, 150 frames at 15 fps, about 3
+    minutes each on 2 cores), training-library furniture, the suite's room types and both walks: for choosing
+    geometry settings (the mapping's outcome varies from room to room, so a choice needs several)."""
     libs = training_libraries()
     cfgs = [RoomConfig(name=f"dev_walk_{i}", room_width=5.0, room_depth=4.0, num_objects=12, width=320, height=240,
                        frames=150, fps=15.0, samples=2, fast_denoise=True, libraries=libs, **d)
@@ -217,7 +222,7 @@ def named_rooms(kind: str, n: int = 8) -> List[RoomConfig]:
     """The configs of a named room set: ``"suite"`` (the test suite), ``"validation"`` (``val_*``),
     ``"heldout"`` (``heldout_*``; ``n`` rooms of these two), ``"hard_dev"`` or ``"hard_test"`` (the two
     halves of the hard set, 3 rooms each: tune on ``hard_dev``, report ``hard_test``) or ``"dev_walk"``
-    (two small textured walks for choosing geometry settings)."""
+    (six small textured walks for choosing geometry settings)."""
     sets = {"suite": test_suite, "validation": lambda: validation_configs(n), "heldout": lambda: heldout_configs(n),
             "hard_dev": lambda: hard_configs("dev"), "hard_test": lambda: hard_configs("test"),
             "dev_walk": dev_walk_configs}
@@ -285,6 +290,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--validation", type=int, default=None, metavar="N",
                    help="render the first N validation rooms instead (val_*: training libraries, unseen "
                         "rooms, 320x240, 40 frames; for choosing settings without the test suite)")
+    p.add_argument("--dev-walks", action="store_true",
+                   help="render the development walks instead (dev_walk_*: textured, 320x240, 150 frames at 15 fps; "
+                        "for choosing geometry settings)")
     p.add_argument("--hard", choices=["dev", "test", "all"], default=None,
                    help="render the hard set instead (hard_dev_* / hard_test_*: flat surfaces, light changes, "
                         "hard_walk; 480x360, 120 frames; choose settings on dev only)")
@@ -298,6 +306,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cfgs = validation_configs(a.validation, **ov)
     elif a.heldout:
         cfgs = heldout_configs(a.heldout, **ov)
+    elif a.dev_walks:
+        cfgs = dev_walk_configs()
     elif a.hard:
         cfgs = [c for h in (("dev", "test") if a.hard == "all" else (a.hard,)) for c in hard_configs(h, **ov)]
     else:

@@ -23,6 +23,7 @@ import numpy as np
 from ...jobs import JobContext, JobError
 from ..engine import FrameTracks, KeyframeTracks
 from .frame_registration import register_frames, track_points
+from .matching_pairs import sequential_pairs, write_pairs
 from .model_consensus import MappingRun, choose, needs_another_run
 from .track_matches import add_track_matches
 
@@ -114,6 +115,7 @@ def run_sfm(
     intrinsics: np.ndarray | None = None,
     max_features: int = 4096,
     overlap: int = 10,
+    quadratic_overlap: bool = False,
     num_threads: int = 2,
     min_registered: int = 3,
     seed: int = 0,
@@ -144,6 +146,8 @@ def run_sfm(
     intrinsics: optional (3,3) K in pixels of these images; then fixed (PINHOLE), else a shared
                 ``camera_model`` camera is estimated (SIMPLE_RADIAL: the images are undistorted;
                 SIMPLE_PINHOLE: focal length only).
+    overlap / quadratic_overlap: SIFT matching compares each keyframe with the next ``overlap`` ones and, with
+                ``quadratic_overlap``, with those 2, 4, 8, ... ahead as well (``matching_pairs``).
     mapper:     "incremental" (COLMAP) or "global" (GLOMAP's rotation averaging + global positioning).
     sift_peak_threshold: SIFT's contrast threshold (None: COLMAP's default); lower finds features on
                 faint texture. sift_first_octave: -1 (COLMAP) detects from the image upsampled 2x, 0 from
@@ -242,15 +246,13 @@ def run_sfm(
         matching.num_threads = num_threads
         matching.use_gpu = False
         matching.skip_geometric_verification = use_tracks  # verified below, with the tracks
-        pairing = pycolmap.SequentialPairingOptions()
-        pairing.overlap = overlap
-        pairing.quadratic_overlap = True
-        pairing.loop_detection = False
-        pairing.num_threads = num_threads
+        pairing = pycolmap.ImportedPairingOptions()
+        pairing.match_list_path = write_pairs(work / "sift_pairs.txt", names,
+                                              sequential_pairs(n, overlap, quadratic_overlap))
         t0 = time.perf_counter()
         ctx.progress("sfm: matching", 0, 1)
         with _cancel_bridge(ctx) as token:
-            pycolmap.match_sequential(
+            pycolmap.match_image_pairs(
                 db, matching_options=matching, pairing_options=pairing,
                 device=pycolmap.Device.cpu, cancellation_token=token,
             )

@@ -55,7 +55,12 @@ class SfmSettings:
     # Chosen on the hard_dev rooms (flat walls, fast pans; docs/experiments/geometry.md): against COLMAP's
     # defaults (overlap 10, peak 0.0067, 15 / 30 / 100) they place 50 % of hard_dev_2 instead of 22 %.
     # GLOMAP ("global") registers more keyframes there but with wrong poses (ATE 52 cm on them).
-    match_overlap: int = 20  # sequential matching: neighbours in video order
+    # SIFT matching compares each keyframe with the next match_overlap ones and, with match_quadratic, with those
+    # 2, 4, 8, ... ahead (matching_pairs). The "overlap 20" chosen above was COLMAP's sequential pairing with
+    # quadratic overlap, which in pycolmap 4 gives only the latter: these two keep exactly those pairs. Near
+    # neighbours too (overlap 5, 10, 20) were level on the development walks (docs/experiments/geometry.md).
+    match_overlap: int = 1
+    match_quadratic: bool = True
     mapper: str = "incremental"  # or "global" (GLOMAP)
     sift_peak_threshold: float | None = 0.002  # None: COLMAP's 0.0067; lower finds faint texture
     min_num_matches: int = 10  # how much evidence an image pair / a new image / the first pair needs
@@ -127,7 +132,8 @@ class SfmSettings:
 
     def sfm_kwargs(self) -> dict:
         """These settings as keyword arguments of ``run_sfm`` (all but the images, intrinsics and tracks)."""
-        return dict(max_features=self.max_features, overlap=self.match_overlap, num_threads=self.num_threads,
+        return dict(max_features=self.max_features, overlap=self.match_overlap, quadratic_overlap=self.match_quadratic,
+                    num_threads=self.num_threads,
                     seed=self.seed, mapper=self.mapper, sift_peak_threshold=self.sift_peak_threshold,
                     min_num_matches=self.min_num_matches, abs_pose_min_inliers=self.abs_pose_min_inliers,
                     init_min_inliers=self.init_min_inliers, track_min_shared=self.track_min_shared,
