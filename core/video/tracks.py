@@ -2,10 +2,8 @@
 where descriptor matching between keyframes fails (flat shading, repeated texture, light changes, wide
 baselines between keyframes that the frames in between bridge in small steps).
 
-Pyramidal Lucas-Kanade (OpenCV) between consecutive frames, on locally contrast-normalised grey images
-(each pixel's difference from its neighbourhood's mean over the neighbourhood's spread), so that a light
-switched on or off, which changes the shading differently across the image, does not break brightness
-constancy (with a global gain match only, the tracks died at every light switch of the hard rooms).
+Pyramidal Lucas-Kanade (OpenCV) between consecutive frames, the newer frame's grey levels matched in
+mean and spread to the older one's so that a global light change does not break brightness constancy.
 Two checks drop drifting or jumping points: forward-backward between consecutive frames, and at every
 keyframe a second track straight from the previous keyframe that must agree with the frame-by-frame one. New corners are added at keyframes where the
 image has room for them and real structure (an absolute corner strength, so render noise on a blank
@@ -42,23 +40,6 @@ class TrackSettings:
     frame_check: bool = True  # also a forward-backward check between consecutive frames
     min_eigenvalue: float = 1e-4  # OpenCV cornerMinEigenVal (7x7 block): below it a "corner" is noise
     keep_frames: bool = True  # keep every frame's tracks (``KeyframeTracks.between``) so SfM can register it
-    # what LK compares: "local" = locally contrast-normalised images (robust to local light changes),
-    # "gain" = the grey images, the newer one's mean and spread matched to the older one's
-    normalise: str = "local"
-    normalise_sigma: float = 5.0  # px (tracking size): the neighbourhood of the local normalisation
-    # LK starts from the whole image's shift between the two frames (phase correlation) where that shift is
-    # clear (response at least this; None: from zero): a fast pan moves the image farther per frame than the
-    # pyramid finds weak corners from zero
-    shift_guess_response: float | None = 0.1
-
-
-def local_contrast(gray: np.ndarray, sigma: float) -> np.ndarray:
-    """(H,W) uint8 grey -> (H,W) uint8: the difference from the Gaussian (``sigma`` px) local mean over the
-    local standard deviation, mapped around 128; a local gain and offset of the light cancel out."""
-    g = gray.astype(np.float32)
-    d = g - cv2.GaussianBlur(g, (0, 0), sigma)
-    spread = np.sqrt(cv2.GaussianBlur(d * d, (0, 0), sigma)) + 2.0  # + 2 grey levels: flat areas stay flat
-    return np.clip(128.0 + 40.0 * d / spread, 0, 255).astype(np.uint8)
 
 
 def _gain_matched(gray: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -76,44 +57,22 @@ class TrackRecorder:
     def __init__(self, settings: TrackSettings | None = None) -> None:
         self.settings = settings or TrackSettings()
         self._prev: np.ndarray | None = None
-        self._prev_lk: np.ndarray | None = None  # _lk_image of _prev
-        self._window: np.ndarray | None = None  # Hanning window of the phase correlation
         self._ids = np.zeros(0, np.int64)
         self._xy = np.zeros((0, 2), np.float32)
         self._next_id = 0
         self._scale = 1.0  # frame px per tracking px
-        self._kf_lk: np.ndarray | None = None  # the last keyframe: its _lk_image and tracks (ids sorted)
+        self._kf_gray: np.ndarray | None = None  # the last keyframe: its grey image and tracks (ids sorted)
         self._kf_ids = np.zeros(0, np.int64)
         self._kf_xy = np.zeros((0, 2), np.float32)
         self._frames: list[FrameTracks] = []  # frames stepped since the last keyframe (with keep_frames)
 
-    def _lk_image(self, gray: np.ndarray) -> np.ndarray:
-        """What Lucas-Kanade compares for the grey image ``gray`` (H,W) uint8."""
-        st = self.settings
-        return local_contrast(gray, st.normalise_sigma) if st.normalise == "local" else gray
-
-    def _shift(self, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-        """(2,) float32 px: how far the content of grey ``a`` moved in grey ``b`` as a whole (phase correlation
-        at half size, as a start for LK; on the grey images, whose low frequencies the local normalisation
-        removes), or None where the correlation peak is not clear."""
-        st = self.settings
-        if st.shift_guess_response is None:
-            return None
-        a2, b2 = (cv2.pyrDown(x).astype(np.float32) for x in (a, b))
-        if self._window is None or self._window.shape != a2.shape:
-            self._window = cv2.createHanningWindow(a2.shape[::-1], cv2.CV_32F)
-        (dx, dy), response = cv2.phaseCorrelate(a2, b2, self._window)
-        return np.array([2 * dx, 2 * dy], np.float32) if response >= st.shift_guess_response else None
-
     def _lk(self, a: np.ndarray, b: np.ndarray, pts: np.ndarray, guess: np.ndarray | None = None):
-        """Lucas-Kanade from ``a`` to ``b`` (as ``_lk_image`` made them; b gain-matched to a unless they are
-        normalised locally): (N,2) positions, (N,) ok."""
+        """Lucas-Kanade from grey ``a`` to ``b`` (gain-matched to ``a``): (N,2) positions, (N,) ok."""
         st = self.settings
         flags = cv2.OPTFLOW_USE_INITIAL_FLOW if guess is not None else 0
         nxt = None if guess is None else guess.reshape(-1, 1, 2).copy()
         p1, ok, _ = cv2.calcOpticalFlowPyrLK(
-            a, b if st.normalise == "local" else _gain_matched(b, a), pts.reshape(-1, 1, 2), nxt,
-            winSize=(st.window, st.window), maxLevel=st.levels,
+            a, _gain_matched(b, a), pts.reshape(-1, 1, 2), nxt, winSize=(st.window, st.window), maxLevel=st.levels,
             criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03), flags=flags)
         p1 = p1.reshape(-1, 2)
         h, w = b.shape
@@ -126,15 +85,13 @@ class TrackRecorder:
         index in the video (kept with its tracks when ``keep_frames``)."""
         gray = gray_at(image, self.settings.side) if gray is None else gray
         self._scale = max(image.shape[:2]) / max(gray.shape)
-        lk = self._lk_image(gray)
-        if self._prev_lk is not None and len(self._xy):
-            shift = self._shift(self._prev, gray)
-            p1, ok = self._lk(self._prev_lk, lk, self._xy, None if shift is None else self._xy + shift)
+        if self._prev is not None and len(self._xy):
+            p1, ok = self._lk(self._prev, gray, self._xy)
             if self.settings.frame_check:
-                back, ok2 = self._lk(lk, self._prev_lk, p1, None if shift is None else p1 - shift)
+                back, ok2 = self._lk(gray, self._prev, p1)
                 ok &= ok2 & (np.linalg.norm(back - self._xy, axis=1) < self.settings.max_fb_error)
             self._ids, self._xy = self._ids[ok], p1[ok].astype(np.float32)
-        self._prev, self._prev_lk = gray, lk
+        self._prev = gray
         if self.settings.keep_frames and index is not None and len(self._ids):
             self._frames.append(FrameTracks(index, self._ids.copy(), (self._xy * self._scale).astype(np.float32)))
 
@@ -142,10 +99,10 @@ class TrackRecorder:
         """Track once more straight from the last keyframe, starting from the frame-by-frame result:
         a track whose two answers differ has drifted or jumped, and is dropped; the others take the
         direct answer (one step of drift per keyframe instead of one per frame)."""
-        if self._kf_lk is None or not len(self._ids) or self._prev_lk is None:
+        if self._kf_gray is None or not len(self._ids) or self._prev is None:
             return
         rows = np.searchsorted(self._kf_ids, self._ids)  # every live track was live at the last keyframe
-        direct, ok = self._lk(self._kf_lk, self._prev_lk, self._kf_xy[rows], guess=self._xy)
+        direct, ok = self._lk(self._kf_gray, self._prev, self._kf_xy[rows], guess=self._xy)
         ok &= np.linalg.norm(direct - self._xy, axis=1) < self.settings.max_fb_error
         self._ids, self._xy = self._ids[ok], direct[ok].astype(np.float32)
 
@@ -172,5 +129,5 @@ class TrackRecorder:
                 self._xy = np.concatenate([self._xy, new])
                 out = KeyframeTracks(self._ids.copy(), (self._xy * self._scale).astype(np.float32), between)
         order = np.argsort(self._ids)
-        self._kf_lk, self._kf_ids, self._kf_xy = self._prev_lk, self._ids[order], self._xy[order]
+        self._kf_gray, self._kf_ids, self._kf_xy = self._prev, self._ids[order], self._xy[order]
         return out
