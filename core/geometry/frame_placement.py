@@ -5,6 +5,10 @@ from their own point tracks as they are, the other frames between registered key
 A frame counts as placed when it is a registered keyframe or when both keyframes around it (the
 last one at or before it and the next one after it) registered: keyframe selection guarantees the
 view changed little between them. Frames after the last keyframe follow it.
+
+Each run of unplaced frames is told apart by what its keyframes show (blank frames, a plain surface with
+nothing to track, or structure that was not matched to the rest of the video): a long run that pans from
+furniture onto a plain wall is reported as two ranges with their own reasons.
 """
 
 from __future__ import annotations
@@ -14,11 +18,18 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from ..scene.cameras import Cameras
 from ..scene.frame_path import INTERPOLATED, REGISTERED, UNPLACED, FramePath
-from ..video.keyframes import BLANK_STD, track_features
-from ..video.tracks import gray_at
+from ..video.keyframes import BLANK_STD
+from ..video.tracks import TrackSettings, gray_at, structure_corners
 
-#: below this many trackable corners (of 300 asked) on a 320 px keyframe, it is "low texture"
-LOW_TEXTURE_CORNERS = 40
+#: below this many corners with real structure (the point tracker's, of 300 asked) on a 320 px keyframe, it is
+#: "low texture": on the hard rooms' close-ups of plain walls under 10, on their furniture 20 and more
+LOW_TEXTURE_CORNERS = 20
+
+#: why a keyframe could not be placed, in the order ``keyframe_reason`` tests them
+BLANK, LOW_TEXTURE, UNMATCHED = "blank frames", "low texture", "not matched to the rest of the video"
+#: an unmatched run whose first keyframe is this much brighter or darker than the keyframe before it (|log| of the
+#: mean grey's ratio; a light switched on the hard rooms: 0.8-0.9, the largest step of any other render: 0.12)
+LIGHT_CHANGED, LIGHT_JUMP = "the lighting changed", 0.4
 
 
 def place_frames(timestamps: np.ndarray, keyframe_index: np.ndarray, cameras: Cameras,
@@ -75,18 +86,52 @@ def place_frames(timestamps: np.ndarray, keyframe_index: np.ndarray, cameras: Ca
     return FramePath(path, status)
 
 
-def unplaced_reason(images: list[np.ndarray]) -> str:
-    """A short why for a run of frames that could not be placed, from its keyframes' images (H,W,3) uint8."""
-    if not images:
-        return "not matched to the rest of the video"
-    grays = [gray_at(im, 320) for im in images]  # as the keyframe selector sees them
-    stds = [float(g.std()) for g in grays]
-    corners = [len(track_features(g)) for g in grays]
-    if np.median(stds) < BLANK_STD:
-        return "blank frames"
-    if np.median(corners) < LOW_TEXTURE_CORNERS:
-        return "low texture"
-    return "not matched to the rest of the video"
+def keyframe_reason(image: np.ndarray) -> str:
+    """Why a keyframe (H,W,3) uint8 that no model holds was not placed, from what it shows: BLANK (one flat colour),
+    LOW_TEXTURE (under LOW_TEXTURE_CORNERS corners of real structure: render or sensor noise on a plain wall
+    does not count) or UNMATCHED."""
+    gray = gray_at(image, 320)  # as the keyframe selector and the point tracker see it
+    if float(gray.std()) < BLANK_STD:
+        return BLANK
+    if len(structure_corners(gray, TrackSettings(), 300)) < LOW_TEXTURE_CORNERS:
+        return LOW_TEXTURE
+    return UNMATCHED
+
+
+def _brightness_jump(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when images (H,W,3) uint8 ``a`` and ``b`` differ in mean grey by a factor of exp(LIGHT_JUMP) or more."""
+    ma, mb = (float(gray_at(x, 320).mean()) + 1.0 for x in (a, b))
+    return abs(np.log(mb / ma)) > LIGHT_JUMP
+
+
+def reason_ranges(first: int, last: int, keyframe_images: dict[int, np.ndarray]) -> list[tuple[int, int, str]]:
+    """The unplaced frames ``first``..``last`` split where the reason of their keyframes changes: (first, last,
+    reason) per part, in order. A frame takes the reason of the last keyframe at or before it (frames before the
+    range's first keyframe, the first one's); one keyframe whose reason differs from the same reason on both
+    sides does not split the run (a keyframe's corner count near the threshold flickers). An unmatched start
+    much brighter or darker than the keyframe before the range is LIGHT_CHANGED."""
+    keys = sorted(i for i in keyframe_images if first <= i <= last)
+    if not keys:
+        return [(first, last, UNMATCHED)]
+    reasons = [keyframe_reason(keyframe_images[i]) for i in keys]
+    for k in range(1, len(reasons) - 1):
+        if reasons[k - 1] == reasons[k + 1] != reasons[k]:
+            reasons[k] = reasons[k - 1]
+    before = [i for i in keyframe_images if i < keys[0]]
+    if reasons[0] == UNMATCHED and before and _brightness_jump(keyframe_images[max(before)], keyframe_images[keys[0]]):
+        k = 0
+        while k < len(reasons) and reasons[k] == UNMATCHED:  # the unmatched stretch the change starts
+            reasons[k] = LIGHT_CHANGED
+            k += 1
+    parts: list[tuple[int, int, str]] = []
+    for k, (i, why) in enumerate(zip(keys, reasons)):
+        start = first if k == 0 else i
+        if parts and parts[-1][2] == why:
+            continue
+        if parts:
+            parts[-1] = (parts[-1][0], start - 1, parts[-1][2])
+        parts.append((start, last, why))
+    return parts
 
 
 def _clock(t: float) -> str:
@@ -100,9 +145,9 @@ def coverage_report(path: FramePath, keyframe_images: dict[int, np.ndarray]) -> 
     ts = path.cameras.timestamps
     ranges = []
     for a, b in path.unplaced_ranges():
-        imgs = [im for i, im in keyframe_images.items() if a <= i <= b]
-        ranges.append({"first": a, "last": b, "start_s": float(ts[a]), "end_s": float(ts[b]),
-                       "reason": unplaced_reason(imgs)})
+        for first, last, why in reason_ranges(a, b, keyframe_images):
+            ranges.append({"first": first, "last": last, "start_s": float(ts[first]), "end_s": float(ts[last]),
+                           "reason": why})
     return {
         "fraction": path.coverage(),
         "frames": len(path),

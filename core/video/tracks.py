@@ -42,6 +42,19 @@ class TrackSettings:
     keep_frames: bool = True  # keep every frame's tracks (``KeyframeTracks.between``) so SfM can register it
 
 
+def structure_corners(gray: np.ndarray, settings: TrackSettings, max_corners: int,
+                      taken: np.ndarray | None = None) -> np.ndarray:
+    """(N,2) float32 corners of grey ``gray`` (H,W) uint8 with real structure: above an absolute corner strength
+    (``settings.min_eigenvalue``), so render or sensor noise on a plain wall gives none, at least
+    ``settings.min_distance`` px from each other and from the points ``taken`` (M,2), at most ``max_corners``."""
+    mask = np.where(cv2.cornerMinEigenVal(gray, 7, 3) >= settings.min_eigenvalue, 255, 0).astype(np.uint8)
+    for x, y in (() if taken is None else taken):
+        cv2.circle(mask, (int(x), int(y)), settings.min_distance, 0, -1)
+    new = cv2.goodFeaturesToTrack(gray, maxCorners=max_corners, qualityLevel=settings.quality,
+                                  minDistance=settings.min_distance, blockSize=7, mask=mask)
+    return np.zeros((0, 2), np.float32) if new is None else new.reshape(-1, 2).astype(np.float32)
+
+
 def _gain_matched(gray: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """(H,W) uint8 ``gray`` with its mean and standard deviation mapped onto ``ref``'s (clipped)."""
     g = gray.astype(np.float32)
@@ -116,13 +129,8 @@ class TrackRecorder:
         out = KeyframeTracks(self._ids.copy(), (self._xy * self._scale).astype(np.float32), between)
         room = st.max_points - len(self._xy)
         if self._prev is not None and room > st.max_points // 4:
-            mask = np.where(cv2.cornerMinEigenVal(self._prev, 7, 3) >= st.min_eigenvalue, 255, 0).astype(np.uint8)
-            for x, y in self._xy:
-                cv2.circle(mask, (int(x), int(y)), st.min_distance, 0, -1)
-            new = cv2.goodFeaturesToTrack(self._prev, maxCorners=room, qualityLevel=st.quality,
-                                          minDistance=st.min_distance, blockSize=7, mask=mask)
-            if new is not None:
-                new = new.reshape(-1, 2).astype(np.float32)
+            new = structure_corners(self._prev, st, room, self._xy)
+            if len(new):
                 ids = np.arange(self._next_id, self._next_id + len(new), dtype=np.int64)
                 self._next_id += len(new)
                 self._ids = np.concatenate([self._ids, ids])

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from core.geometry.frame_placement import (coverage_report, coverage_summary, describe_unplaced, place_frames,
-                                           unplaced_reason)
+from core.geometry.frame_placement import (BLANK, LIGHT_CHANGED, LOW_TEXTURE, UNMATCHED, coverage_report, coverage_summary,
+                                           describe_unplaced, keyframe_reason, place_frames, reason_ranges)
 from core.scene import Cameras, SceneFormatError, SemanticScene, load_scene, save_scene
 from core.scene.align import transform_scene
 from core.scene.frame_path import INTERPOLATED, REGISTERED, UNPLACED, FramePath
@@ -73,16 +73,40 @@ def test_coverage_report_names_ranges_times_and_reasons():
     assert coverage_summary(report).startswith("placed 72% of the video's 40 frames (6 registered")
 
 
-def test_unplaced_reason_tells_blank_low_texture_and_unmatched_apart():
+def test_keyframe_reason_tells_blank_low_texture_and_unmatched_apart():
     rng = np.random.default_rng(1)
     blank = np.full((120, 160, 3), 90, np.uint8)
     # a smooth gradient: not blank, but nothing to track
     smooth = np.repeat(np.linspace(60, 200, 160, dtype=np.float32)[None, :, None], 120, 0).repeat(3, 2)
+    # a shaded plain wall with render noise: hundreds of "corners" by a relative strength, none of real structure
+    shade = np.linspace(180, 220, 160)[None, :, None]
+    wall = np.clip(shade + rng.normal(0, 1.5, (120, 160, 1)), 0, 255).astype(np.uint8).repeat(3, 2)
     busy = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
-    assert unplaced_reason([blank]) == "blank frames"
-    assert unplaced_reason([smooth.astype(np.uint8)]) == "low texture"
-    assert unplaced_reason([busy]) == "not matched to the rest of the video"
-    assert unplaced_reason([]) == "not matched to the rest of the video"
+    assert keyframe_reason(blank) == BLANK
+    assert keyframe_reason(smooth.astype(np.uint8)) == LOW_TEXTURE
+    assert keyframe_reason(wall) == LOW_TEXTURE
+    assert keyframe_reason(busy) == UNMATCHED
+
+
+def test_an_unplaced_run_is_split_where_its_keyframes_show_something_else():
+    rng = np.random.default_rng(2)
+    busy = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    wall = np.full((120, 160, 3), 200, np.uint8)
+    wall[:, :80] = 190  # one soft edge: not blank, still nothing to track
+    images = {20: busy, 24: busy, 28: busy, 40: wall, 44: wall, 48: busy, 52: wall, 60: wall}
+    # frames 17-19 take the first keyframe's reason; the lone busy keyframe 48 between walls does not split
+    assert reason_ranges(17, 70, images) == [(17, 39, UNMATCHED), (40, 70, LOW_TEXTURE)]
+    assert reason_ranges(17, 70, {}) == [(17, 70, UNMATCHED)]
+    keyframes = np.array([0, 10, 20, 24, 28, 40, 44, 48, 52, 60, 70])
+    path = place_frames(np.arange(80) / 15.0, keyframes, _cams(np.array([0, 10, 70])))
+    report = coverage_report(path, images)
+    assert [(r["first"], r["last"], r["reason"]) for r in report["unplaced"]] == [(11, 39, UNMATCHED),
+                                                                               (40, 69, LOW_TEXTURE)]
+    assert describe_unplaced(report).endswith("frames 40-69 (0:02.7-0:04.6) could not be placed: low texture")
+    # the same run after a light was switched off: the placed keyframe before it three times as bright
+    dimmed = {i: (im // 3 if i < 40 else im) for i, im in images.items()}
+    assert reason_ranges(11, 69, {10: busy, **dimmed}) == [(11, 39, LIGHT_CHANGED), (40, 69, LOW_TEXTURE)]
+    assert reason_ranges(11, 69, {10: busy, **images})[0] == (11, 39, UNMATCHED)
 
 
 def test_the_frame_path_survives_save_load_and_alignment(tmp_path):
