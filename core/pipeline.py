@@ -154,7 +154,9 @@ def reconstruct_video(video: str | Path, ctx: JobContext, settings: ReconstructS
     timings.update({f"engine.{k}": v for k, v in rec.extras.get("timings", {}).items()})
     timings["total"] = time.perf_counter() - t0
     metadata["timings"] = timings
-    metadata["registered_keyframes"] = len(rec.cameras)
+    # the engine may keep fewer of them as the scene's cameras (the sfm engine's views)
+    registered = len(rec.extras.get("registered_keyframes", rec.cameras.frame_index))
+    metadata["registered_keyframes"] = registered
     if rec.extras.get("mapping"):
         metadata["mapping"] = rec.extras["mapping"]
     if rec.extras.get("focal_from_lines"):
@@ -168,7 +170,7 @@ def reconstruct_video(video: str | Path, ctx: JobContext, settings: ReconstructS
     metadata["coverage"] = coverage = coverage_report(path, {kf.index: kf.image for kf in keyframes})
     if coverage["fraction"] < MIN_COVERAGE:
         raise JobError(f"only {100 * coverage['fraction']:.0f}% of the video could be placed "
-                       f"({len(rec.cameras)} of {len(keyframes)} keyframes registered): {describe_unplaced(coverage)}")
+                       f"({registered} of {len(keyframes)} keyframes registered): {describe_unplaced(coverage)}")
     if coverage["fraction"] < WARN_COVERAGE:
         coverage["warning"] = (f"only {100 * coverage['fraction']:.0f}% of the video was placed: "
                                f"{describe_unplaced(coverage)}")

@@ -41,47 +41,54 @@ def place_frames(timestamps: np.ndarray, keyframe_index: np.ndarray, cameras: Ca
     cameras:        the engine's registered keyframes (``frame_index`` a subset of ``keyframe_index``).
     frame_poses:    frames the engine registered itself: {"index": (R,) int, "world_from_camera":
                     (R,4,4)}; they count as registered, wherever they lie (a registered keyframe keeps the
-                    pose in ``cameras``).
+                    pose in ``cameras``), and those that are keyframes anchor the interpolation as ``cameras`` do.
     """
     ts = np.asarray(timestamps, np.float64)
     f = len(ts)
     kf = np.asarray(keyframe_index, np.int64)
     reg = np.asarray(cameras.frame_index, np.int64)
-    order = np.argsort(reg)
-    reg = reg[order]
     if f == 0 or len(reg) == 0:
         raise ValueError("no registered keyframe to place the frames from")
-    wfc = np.asarray(cameras.world_from_camera, np.float64)[order]
-    K = np.asarray(cameras.intrinsics, np.float32)[order]
+    wfc = np.asarray(cameras.world_from_camera, np.float64)
+    K = np.asarray(cameras.intrinsics, np.float32)
+    own = np.zeros(0, np.int64)
+    own_wfc = np.zeros((0, 4, 4))
+    if frame_poses is not None and len(frame_poses["index"]):
+        own = np.asarray(frame_poses["index"], np.int64)
+        inside = (own >= 0) & (own < f) & ~np.isin(own, reg)
+        own, own_wfc = own[inside], np.asarray(frame_poses["world_from_camera"], np.float64)[inside]
+    # the keyframes the engine registered as frames anchor the path like its cameras
+    anchor_own = np.isin(own, kf)
+    anchors = np.concatenate([reg, own[anchor_own]])
+    order = np.argsort(anchors, kind="stable")
+    anchors, anchor_wfc = anchors[order], np.concatenate([wfc, own_wfc[anchor_own]])[order]
+    K_order = np.argsort(reg)
+    reg, K = reg[K_order], K[K_order]
 
     frames = np.arange(f)
     # interpolate between the registered neighbours; hold the end poses outside them
-    q = np.clip(frames, reg[0], reg[-1]).astype(np.float64)
-    if len(reg) > 1:
-        rot = Slerp(reg.astype(np.float64), Rotation.from_matrix(wfc[:, :3, :3]))(q).as_matrix()
-        centre = np.stack([np.interp(q, reg, wfc[:, i, 3]) for i in range(3)], 1)
+    q = np.clip(frames, anchors[0], anchors[-1]).astype(np.float64)
+    if len(anchors) > 1:
+        rot = Slerp(anchors.astype(np.float64), Rotation.from_matrix(anchor_wfc[:, :3, :3]))(q).as_matrix()
+        centre = np.stack([np.interp(q, anchors, anchor_wfc[:, i, 3]) for i in range(3)], 1)
     else:
-        rot = np.repeat(wfc[:1, :3, :3], f, 0)
-        centre = np.repeat(wfc[:1, :3, 3], f, 0)
+        rot = np.repeat(anchor_wfc[:1, :3, :3], f, 0)
+        centre = np.repeat(anchor_wfc[:1, :3, 3], f, 0)
     out = np.tile(np.eye(4), (f, 1, 1))
     out[:, :3, :3] = rot
     out[:, :3, 3] = centre
     nearest = np.clip(np.searchsorted(reg, frames), 0, len(reg) - 1)
 
     status = np.full(f, UNPLACED, np.uint8)
-    ok_kf = np.isin(kf, reg)
+    ok_kf = np.isin(kf, anchors)
     prev_kf = np.searchsorted(kf, frames, side="right") - 1  # last keyframe at or before each frame
     next_kf = np.minimum(prev_kf + 1, len(kf) - 1)
     has_prev = prev_kf >= 0
     placed = has_prev & ok_kf[np.maximum(prev_kf, 0)] & (ok_kf[next_kf] | (prev_kf == len(kf) - 1))
     status[placed] = INTERPOLATED
     status[np.isin(frames, reg)] = REGISTERED
-    if frame_poses is not None and len(frame_poses["index"]):
-        own = np.asarray(frame_poses["index"], np.int64)
-        inside = (own >= 0) & (own < f) & ~np.isin(own, reg)
-        own = own[inside]
-        out[own] = np.asarray(frame_poses["world_from_camera"], np.float64)[inside]
-        status[own] = REGISTERED
+    out[own] = own_wfc
+    status[own] = REGISTERED
     path = Cameras(K[nearest], out.astype(np.float32), ts.copy(), frames.astype(np.int32), cameras.image_size)
     return FramePath(path, status)
 

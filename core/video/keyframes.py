@@ -24,7 +24,9 @@ BLANK_STD = 2.0
 
 @dataclass
 class KeyframeSettings:
-    min_motion: float = 0.06  # median feature displacement, as a fraction of the image diagonal
+    # median feature displacement, as a fraction of the image diagonal; twice as dense as the sfm engine's views
+    # (SfmEngine's view_stride 2), which ties its mapping together (0.06 before; docs/experiments/geometry.md)
+    min_motion: float = 0.03
     min_overlap: float = 0.65  # fraction of the keyframe's features still tracked
     min_tracked: int = 0  # a keyframe when fewer features than this survive (denser where tracking weakens)
     max_keyframes: int = 120  # uniformly thinned past this

@@ -51,6 +51,20 @@ def test_a_failed_keyframe_makes_its_neighbourhood_unplaced():
     assert np.isfinite(path.cameras.world_from_camera).all()
 
 
+def test_keyframes_registered_as_frames_anchor_the_path_like_cameras():
+    """The sfm engine keeps every other registered keyframe as a view (a camera) and hands the others on as
+    registered frames: the frames around those are interpolated from them, not left unplaced."""
+    keyframes = np.array([0, 6, 12, 18, 24])
+    truth = _cams(np.arange(30))
+    own = np.array([6, 18])
+    path = place_frames(np.arange(30) / 15.0, keyframes, _cams(np.array([0, 12, 24])),
+                        {"index": own, "world_from_camera": truth.world_from_camera[own]})
+    assert path.coverage() == 1.0 and (path.status[keyframes] == REGISTERED).all()
+    assert (path.status[[3, 9, 15, 21]] == INTERPOLATED).all()
+    np.testing.assert_allclose(path.cameras.world_from_camera[:25, :3, 3], truth.world_from_camera[:25, :3, 3],
+                               atol=1e-5)  # the line x = 0.1 * frame, through the views and the frames alike
+
+
 def test_a_failed_first_keyframe_leaves_the_start_unplaced_and_held():
     keyframes = np.array([0, 10, 20])
     path = place_frames(np.arange(25) / 30.0, keyframes, _cams(np.array([10, 20])))

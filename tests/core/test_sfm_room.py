@@ -17,14 +17,20 @@ def test_room_reconstruction_with_known_intrinsics():
     partials = []
     rec = get_engine("sfm", num_depths=48, partial_every=3).reconstruct(
         kfs, JobContext(partial_fn=partials.append), intrinsics=K)
-    assert rec.extras["dropped_keyframes"] == 0 and len(rec.cameras) == 12
+    assert rec.extras["dropped_keyframes"] == 0 and len(rec.extras["registered_keyframes"]) == 12
+    # every other registered keyframe is a view (a camera of the scene, the dense stage's); the rest are
+    # registered frames of the path
+    np.testing.assert_array_equal(rec.cameras.frame_index, [0, 2, 4, 6, 8, 10])
+    np.testing.assert_array_equal(np.sort(rec.extras["frame_poses"]["index"]), [1, 3, 5, 7, 9, 11])
     np.testing.assert_allclose(rec.cameras.intrinsics[0], K, rtol=1e-5)  # fixed, not refined
     assert partials and len(partials[-1]) > 0
-    gt_c = poses[:, :3, 3]
-    s, R, t = umeyama_sim3(rec.cameras.centers().astype(np.float64), gt_c)
+    index = np.concatenate([rec.cameras.frame_index, rec.extras["frame_poses"]["index"]])
+    centres = np.concatenate([rec.cameras.centers(), rec.extras["frame_poses"]["world_from_camera"][:, :3, 3]])
+    gt_c = poses[index, :3, 3]
+    s, R, t = umeyama_sim3(centres.astype(np.float64), gt_c)
     gt = np.concatenate([backproject(d, K, p)[::5] for d, p in zip(depths, poses)])
     extent = float(np.linalg.norm(np.percentile(gt, 98, 0) - np.percentile(gt, 2, 0)))
-    ate = np.sqrt(((apply_sim3(rec.cameras.centers(), s, R, t) - gt_c) ** 2).sum(1).mean())
+    ate = np.sqrt(((apply_sim3(centres, s, R, t) - gt_c) ** 2).sum(1).mean())
     assert ate / extent < 0.01
     dist, _ = cKDTree(gt).query(apply_sim3(rec.points, s, R, t), workers=2)
     assert len(rec.points) > 20000

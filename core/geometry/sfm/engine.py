@@ -13,7 +13,7 @@ input list, dropped_keyframes (int), voxel_size (float), timings (seconds per st
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import cv2
 import numpy as np
@@ -49,9 +49,10 @@ FILLED_CONFIDENCE = 0.05
 class SfmSettings:
     """Every knob of the classical engine (stored in the scene metadata as "settings")."""
 
-    # 2048 SIFT features per keyframe (was 4096) and 48 plane hypotheses (was 64): level on the development rooms,
-    # matching 15 -> 6 s, mapping 36 -> 27 s and dense 70 -> 49 s on the 1,000-frame video (docs/experiments/geometry.md)
-    max_features: int = 2048  # SIFT features per keyframe
+    # 1024 SIFT features per keyframe (4096, then 2048 before) and 48 plane hypotheses (was 64): level on the
+    # development rooms; with twice as many keyframes (view_stride) 1024 kept the mapping's accuracy and its time
+    # from doubling (docs/experiments/geometry.md)
+    max_features: int = 1024  # SIFT features per keyframe
     # Chosen on the hard_dev rooms (flat walls, fast pans; docs/experiments/geometry.md): against COLMAP's
     # defaults (overlap 10, peak 0.0067, 15 / 30 / 100) they place 50 % of hard_dev_2 instead of 22 %.
     # GLOMAP ("global") registers more keyframes there but with wrong poses (ATE 52 cm on them).
@@ -90,6 +91,11 @@ class SfmSettings:
     # the true focal length (docs/experiments/geometry.md).
     focal_from_lines: str = "check"
     num_threads: int = 2
+    # The dense stage and the scene's cameras (and so the semantics stage) use every view_stride-th registered
+    # keyframe; the others stay registered frames of the path. The keyframes come twice as dense as the views
+    # (KeyframeSettings.min_motion): the mapping is better tied together (dev walks' median ATE 10.6 -> 4.3 cm)
+    # while the dense and semantics stages see as many views as before (docs/experiments/geometry.md).
+    view_stride: int = 2
     mvs_max_size: int = 320  # longest side of the MVS working resolution
     num_depths: int = 48  # plane hypotheses, uniform in inverse depth
     num_neighbours: int = 4  # source views per reference (MVS and consistency check)
@@ -129,6 +135,8 @@ class SfmSettings:
     def __post_init__(self) -> None:
         if self.focal_from_lines not in FOCAL_FROM_LINES:
             raise ValueError(f"focal_from_lines {self.focal_from_lines!r}: use one of {', '.join(FOCAL_FROM_LINES)}")
+        if self.view_stride < 1:
+            raise ValueError(f"view_stride must be at least 1, got {self.view_stride}")
 
     def sfm_kwargs(self) -> dict:
         """These settings as keyword arguments of ``run_sfm`` (all but the images, intrinsics and tracks)."""
@@ -140,6 +148,28 @@ class SfmSettings:
                     track_max_gap=self.track_max_gap, min_tri_angle=self.min_tri_angle,
                     ba_global_ratio=self.ba_global_ratio, ba_global_max_iterations=self.ba_global_max_iterations,
                     mapping_runs=self.mapping_runs, focal_factor=self.focal_factor)
+
+
+def views_of(sparse: SparseModel, frame_of_keyframe: list[int], stride: int) -> SparseModel:
+    """The model with every ``stride``-th registered keyframe as a view (the dense stage's and the cameras'); the
+    other registered keyframes join ``frame_index`` / ``frame_poses`` as registered frames.
+
+    frame_of_keyframe: the video frame index of each keyframe given to ``run_sfm``.
+    """
+    if stride == 1:
+        return sparse
+    rows = np.arange(len(sparse.registered))
+    view = rows % stride == 0
+    rest = rows[~view]
+    added = np.asarray(frame_of_keyframe, np.int64)[sparse.registered[rest]]
+    # a keyframe's own track registration gives way to its pose from the mapping
+    kept = ~np.isin(sparse.frame_index, added)
+    return replace(
+        sparse, registered=sparse.registered[view], world_from_camera=sparse.world_from_camera[view],
+        visibility=[v for v, keep in zip(sparse.visibility, view) if keep],
+        images=[im for im, keep in zip(sparse.images, view) if keep],
+        frame_index=np.concatenate([sparse.frame_index[kept], added]),
+        frame_poses=np.concatenate([sparse.frame_poses.reshape(-1, 4, 4)[kept], sparse.world_from_camera[rest]]))
 
 
 class SfmEngine:
@@ -171,6 +201,8 @@ class SfmEngine:
                                 disagreement=round(abs(float(sparse.K[0, 0]) / focal_px - 1), 4), used=use)
         timings.update({f"sfm_{k}": v for k, v in sparse.timings.items()})
         timings["sfm"] = time.perf_counter() - t0
+        mapped = sparse.registered
+        sparse = views_of(sparse, [kf.index for kf in keyframes], st.view_stride)
         h, w = keyframes[0].image.shape[:2]
         regs = [keyframes[i] for i in sparse.registered]
         cameras = Cameras(
@@ -203,8 +235,8 @@ class SfmEngine:
             cloud.points, cloud.colors, cloud.confidence, cloud.frame_id, cameras,
             extras={
                 "sparse_points": sparse.points.astype(np.float32),
-                "registered_keyframes": sparse.registered,
-                "dropped_keyframes": len(keyframes) - len(sparse.registered),
+                "registered_keyframes": mapped,  # all that the mapping registered; the views are the cameras
+                "dropped_keyframes": len(keyframes) - len(mapped),
                 "voxel_size": voxel,
                 # Points whose voxel holds planar fills only (a measured point in a voxel raises its confidence).
                 "filled": {"points": int((cloud.confidence <= FILLED_CONFIDENCE).sum()),
