@@ -52,12 +52,10 @@ def run_variant(video, gt_world_from_camera: np.ndarray, variant: Dict, max_side
         kf["tracks"] = TrackSettings(**kf["tracks"])
     kf_settings = KeyframeSettings(**kf)
     stamps: list[float] = []
-    scale: list[float] = []
 
     def frames():
         for f in iter_frames(video, max_side):
             stamps.append(f.timestamp)
-            scale.append(max(f.image.shape[:2]))
             yield f
 
     t0 = time.perf_counter()
@@ -71,8 +69,8 @@ def run_variant(video, gt_world_from_camera: np.ndarray, variant: Dict, max_side
             focal_px, _ = vanishing_focal([k.image for k in kfs])
         if known is not None:  # the renders' K is at the video's size; the keyframes may be smaller
             info = probe_video(video)
-            w = float(max(info.width, info.height))
-            known = known * np.array([[scale[0] / w], [scale[0] / w], [1.0]])
+            s = max(kfs[0].image.shape[:2]) / max(info.width, info.height)
+            known = known * np.array([[s], [s], [1.0]])
         sparse = run_sfm([k.image for k in kfs], JobContext(), intrinsics=known, tracks=tracks, frames=frames,
                          focal_px=focal_px,
                          **{**SfmSettings().sfm_kwargs(), **variant})

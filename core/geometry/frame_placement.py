@@ -47,10 +47,12 @@ def place_frames(timestamps: np.ndarray, keyframe_index: np.ndarray, cameras: Ca
     f = len(ts)
     kf = np.asarray(keyframe_index, np.int64)
     reg = np.asarray(cameras.frame_index, np.int64)
+    order = np.argsort(reg)
+    reg = reg[order]
     if f == 0 or len(reg) == 0:
         raise ValueError("no registered keyframe to place the frames from")
-    wfc = np.asarray(cameras.world_from_camera, np.float64)
-    K = np.asarray(cameras.intrinsics, np.float32)
+    wfc = np.asarray(cameras.world_from_camera, np.float64)[order]
+    K = np.asarray(cameras.intrinsics, np.float32)[order]
     own = np.zeros(0, np.int64)
     own_wfc = np.zeros((0, 4, 4))
     if frame_poses is not None and len(frame_poses["index"]):
@@ -60,10 +62,8 @@ def place_frames(timestamps: np.ndarray, keyframe_index: np.ndarray, cameras: Ca
     # the keyframes the engine registered as frames anchor the path like its cameras
     anchor_own = np.isin(own, kf)
     anchors = np.concatenate([reg, own[anchor_own]])
-    order = np.argsort(anchors, kind="stable")
+    order = np.argsort(anchors)
     anchors, anchor_wfc = anchors[order], np.concatenate([wfc, own_wfc[anchor_own]])[order]
-    K_order = np.argsort(reg)
-    reg, K = reg[K_order], K[K_order]
 
     frames = np.arange(f)
     # interpolate between the registered neighbours; hold the end poses outside them

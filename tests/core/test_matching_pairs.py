@@ -34,7 +34,7 @@ def test_colmap_matches_exactly_the_listed_pairs(tmp_path):
     pycolmap.extract_features(db_path, tmp_path / "images", image_names=names, device=pycolmap.Device.cpu)
     pairs = sequential_pairs(n, 2, True)
     options = pycolmap.ImportedPairingOptions()
-    options.match_list_path = write_pairs(tmp_path / "pairs.txt", names, pairs)
+    options.match_list_path = write_pairs(tmp_path / "pairs.txt", [(names[i], names[j]) for i, j in pairs])
     pycolmap.match_image_pairs(db_path, pairing_options=options, device=pycolmap.Device.cpu)
     db = pycolmap.Database.open(str(db_path))
     index = {im.image_id: names.index(im.name) for im in db.read_all_images()}

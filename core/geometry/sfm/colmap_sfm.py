@@ -247,8 +247,8 @@ def run_sfm(
         matching.use_gpu = False
         matching.skip_geometric_verification = use_tracks  # verified below, with the tracks
         pairing = pycolmap.ImportedPairingOptions()
-        pairing.match_list_path = write_pairs(work / "sift_pairs.txt", names,
-                                              sequential_pairs(n, overlap, quadratic_overlap))
+        pairing.match_list_path = write_pairs(work / "sift_pairs.txt", [
+            (names[i], names[j]) for i, j in sequential_pairs(n, overlap, quadratic_overlap)])
         t0 = time.perf_counter()
         ctx.progress("sfm: matching", 0, 1)
         with _cancel_bridge(ctx) as token:
@@ -258,8 +258,7 @@ def run_sfm(
             )
             if use_tracks:
                 pairs = add_track_matches(db, names, list(tracks), track_min_shared, track_max_gap)
-                pairs_txt = work / "pairs.txt"
-                pairs_txt.write_text("".join(f"{a} {b}\n" for a, b in pairs))
+                pairs_txt = write_pairs(work / "pairs.txt", pairs)
                 if not verify_per_run:
                     _verify(db, pairs_txt, seed, min_num_matches, verify_max_error, token)
         ctx.progress("sfm: matching", 1, 1)

@@ -25,7 +25,7 @@ def sequential_pairs(n: int, overlap: int, quadratic: bool) -> list[tuple[int, i
     return sorted(pairs)
 
 
-def write_pairs(path: Path, names: list[str], pairs: list[tuple[int, int]]) -> Path:
-    """``pairs`` of indices into ``names`` as COLMAP's pair list ("name_i name_j" per line); returns ``path``."""
-    path.write_text("".join(f"{names[i]} {names[j]}\n" for i, j in pairs))
+def write_pairs(path: Path, pairs: list[tuple[str, str]]) -> Path:
+    """Image-name pairs as COLMAP's pair list ("name_a name_b" per line); returns ``path``."""
+    path.write_text("".join(f"{a} {b}\n" for a, b in pairs))
     return path
