@@ -6,7 +6,8 @@ frame placed as the pipeline does, scored against the ground truth.
 A variant is keyword arguments of :func:`core.geometry.sfm.colmap_sfm.run_sfm` over the engine's
 defaults (``SfmSettings().sfm_kwargs()``; ``{}`` is the shipped default), plus an optional
 ``"keyframes"`` dict of :class:`core.video.KeyframeSettings` fields (``"tracks"``: a dict of
-:class:`core.video.tracks.TrackSettings` fields), ``"focal_from_lines": true`` (the vanishing points' focal
+:class:`core.video.tracks.TrackSettings` fields), ``"focal_retry": false`` (no second mapping with the lines' focal length when the seeded solves disagree, which
+the engine's default does), ``"focal_from_lines": true`` (the vanishing points' focal
 length handed to ``run_sfm`` as ``focal_px``; its ``"focal_mode"``: "start", "prior" or "fixed"), ``"intrinsics": "true"`` (the render's own intrinsics, as a user who knows them
 gives them), ``"use_tracks": false`` to
 leave the point tracks out and ``"register_frames": false`` to interpolate every frame between keyframes. Prints one JSON line per
@@ -27,6 +28,7 @@ import numpy as np
 from ..geometry.frame_placement import place_frames
 from ..geometry.sfm.colmap_sfm import run_sfm
 from ..geometry.sfm.engine import SfmSettings
+from ..geometry.sfm.focal_retry import run_sfm_with_focal_retry
 from ..geometry.sfm.vanishing_focal import vanishing_focal
 from ..jobs import JobContext
 from ..scene.cameras import Cameras
@@ -65,15 +67,20 @@ def run_variant(video, gt_world_from_camera: np.ndarray, variant: Dict, max_side
         variant_frames = variant.pop("register_frames", True) and tracks is not None
         frames = [f for k in kfs for f in k.tracked_frames()] if variant_frames else None
         focal_px = None
-        if variant.pop("focal_from_lines", False):
+        use_lines = variant.pop("focal_from_lines", False)
+        # as the engine: the retry with the lines' focal length (focal_retry) when they are only a check
+        retry = variant.pop("focal_retry", SfmSettings().focal_retry) and not use_lines and known is None
+        if use_lines or retry:
             focal_px, _ = vanishing_focal([k.image for k in kfs])
         if known is not None:  # the renders' K is at the video's size; the keyframes may be smaller
             info = probe_video(video)
             s = max(kfs[0].image.shape[:2]) / max(info.width, info.height)
             known = known * np.array([[s], [s], [1.0]])
-        sparse = run_sfm([k.image for k in kfs], JobContext(), intrinsics=known, tracks=tracks, frames=frames,
-                         focal_px=focal_px,
-                         **{**SfmSettings().sfm_kwargs(), **variant})
+        kwargs = dict(intrinsics=known, tracks=tracks, frames=frames, **{**SfmSettings().sfm_kwargs(), **variant})
+        if retry:
+            sparse, retried = run_sfm_with_focal_retry([k.image for k in kfs], JobContext(), focal_px, **kwargs)
+        else:
+            sparse, retried = run_sfm([k.image for k in kfs], JobContext(), focal_px=focal_px, **kwargs), None
     except Exception as exc:  # noqa: BLE001 - a variant that fails is a result
         return {"error": str(exc)[:160], "s": time.perf_counter() - t0}
     reg = [kfs[i] for i in sparse.registered]
@@ -84,7 +91,7 @@ def run_variant(video, gt_world_from_camera: np.ndarray, variant: Dict, max_side
                         {"index": sparse.frame_index, "world_from_camera": sparse.frame_poses})
     return {**score_path(path, gt_world_from_camera), "keyframes": len(kfs), "registered": len(reg),
             "mapping_runs": len(sparse.mapping.get("runs", ())), "agreed": sparse.mapping.get("agreed"),
-            "focal": float(sparse.K[0, 0]), "focal_from_lines": focal_px,
+            "focal": float(sparse.K[0, 0]), "focal_from_lines": focal_px, "focal_retry": retried,
             "s": time.perf_counter() - t0}
 
 
