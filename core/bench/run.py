@@ -36,7 +36,7 @@ __all__ = ["main", "resolve_scenes", "evaluate_scene"]
 def resolve_scenes(items: Sequence[str]) -> List[Path]:
     out: List[Path] = []
     for s in items:
-        if s in ROOM_SETS:  # validation, heldout, hard_dev, dev_walk: for choosing settings; suite, hard_test: report only
+        if s in ROOM_SETS:  # validation, heldout, hard_dev, dev_walk(_640): for choosing settings; suite, hard_test: report only
             out += [cached_scene(c) for c in named_rooms(s)]
             continue
         p = Path(s)
@@ -177,7 +177,7 @@ def _markdown(rows: List[Dict], cols: Sequence[str]) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="ov3r bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--scenes", nargs="+", default=["suite"], help="scene folders, config JSONs, 'suite', 'validation', 'heldout', "
-                        "'hard_dev', 'hard_test' or 'dev_walk'")
+                        "'hard_dev', 'hard_test', 'dev_walk' or 'dev_walk_640'")
     p.add_argument("--engine", default="sfm", help="geometry engine name, or 'gt' (oracle)")
     p.add_argument("--semantics", default="compact", choices=["compact", "openclip", "oracle", "none"],
                    help="image encoder of the semantics stage (none: geometry only; oracle: each 2D mask's GT "

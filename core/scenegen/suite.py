@@ -214,18 +214,25 @@ def dev_walk_configs() -> List[RoomConfig]:
     return cfgs
 
 
+def dev_walk_640_configs() -> List[RoomConfig]:
+    """The development walks at the test suite's 640x480 (``dev640_*``, 8-10 minutes each to render on 2 cores):
+    where SIFT's scales and the focal length's self-calibration act as on the test rooms (a 320-px walk hides
+    both: docs/experiments/geometry.md)."""
+    return [c.replace(name=f"dev640_{i}", width=640, height=480) for i, c in enumerate(dev_walk_configs())]
+
+
 #: The named room sets of :func:`named_rooms` (and ``ov3r bench --scenes``).
-ROOM_SETS = ("suite", "validation", "heldout", "hard_dev", "hard_test", "dev_walk")
+ROOM_SETS = ("suite", "validation", "heldout", "hard_dev", "hard_test", "dev_walk", "dev_walk_640")
 
 
 def named_rooms(kind: str, n: int = 8) -> List[RoomConfig]:
     """The configs of a named room set: ``"suite"`` (the test suite), ``"validation"`` (``val_*``),
     ``"heldout"`` (``heldout_*``; ``n`` rooms of these two), ``"hard_dev"`` or ``"hard_test"`` (the two
-    halves of the hard set, 3 rooms each: tune on ``hard_dev``, report ``hard_test``) or ``"dev_walk"``
-    (six small textured walks for choosing geometry settings)."""
+    halves of the hard set, 3 rooms each: tune on ``hard_dev``, report ``hard_test``), ``"dev_walk"``
+    (six small textured walks for choosing geometry settings) or ``"dev_walk_640"`` (the same at 640x480)."""
     sets = {"suite": test_suite, "validation": lambda: validation_configs(n), "heldout": lambda: heldout_configs(n),
             "hard_dev": lambda: hard_configs("dev"), "hard_test": lambda: hard_configs("test"),
-            "dev_walk": dev_walk_configs}
+            "dev_walk": dev_walk_configs, "dev_walk_640": dev_walk_640_configs}
     assert set(sets) == set(ROOM_SETS)
     if kind not in sets:
         raise ValueError(f"unknown room set {kind!r} (have {sorted(sets)})")
@@ -293,6 +300,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--dev-walks", action="store_true",
                    help="render the development walks instead (dev_walk_*: textured, 320x240, 150 frames at 15 fps; "
                         "for choosing geometry settings)")
+    p.add_argument("--dev-walks-640", action="store_true",
+                   help="render the development walks at 640x480 instead (dev640_*: as --dev-walks, the test suite's size)")
     p.add_argument("--hard", choices=["dev", "test", "all"], default=None,
                    help="render the hard set instead (hard_dev_* / hard_test_*: flat surfaces, light changes, "
                         "hard_walk; 480x360, 120 frames; choose settings on dev only)")
@@ -308,6 +317,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cfgs = heldout_configs(a.heldout, **ov)
     elif a.dev_walks:
         cfgs = dev_walk_configs()
+    elif a.dev_walks_640:
+        cfgs = dev_walk_640_configs()
     elif a.hard:
         cfgs = [c for h in (("dev", "test") if a.hard == "all" else (a.hard,)) for c in hard_configs(h, **ov)]
     else:

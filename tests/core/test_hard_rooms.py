@@ -194,3 +194,7 @@ def test_dev_walks_are_training_rooms_apart_from_the_suite():
     assert all(not set(c.libraries) & set(TEST_LIBRARIES) for c in walks)
     assert not {c.seed for c in walks} & {c.seed for c in test_suite() + hard_configs("test")}
     assert all(c.surfaces == "textured" and (c.width, c.height, c.frames) == (320, 240, 150) for c in walks)
+    big = named_rooms("dev_walk_640")
+    assert [c.name for c in big] == [f"dev640_{i}" for i in range(6)]
+    assert [(c.width, c.height) for c in big] == [(640, 480)] * 6
+    assert [c.replace(name=w.name, width=320, height=240) for c, w in zip(big, walks)] == walks  # the same walks
