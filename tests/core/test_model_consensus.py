@@ -72,3 +72,17 @@ def test_choose_keeps_a_backed_run_over_a_larger_unbacked_one():
     assert not needs_another_run([odd, good0], 2) and needs_another_run([odd], 3)
     alone = choose([odd, good0])  # no pair agrees: the most keyframes, then the lowest error
     assert not alone.agreed and alone.chosen == 0
+
+
+def test_the_benchmark_replays_the_engines_flow():
+    """core.bench.mapping_runs replays the consensus on all the runs: two, then one at a time until two agree."""
+    from core.bench.mapping_runs import replay
+
+    wfc = _walk()
+    folded = wfc.copy()
+    folded[10:, :3, 3] *= -1
+    good, bad = _run(wfc, seed=0), _run(folded, seed=1)
+    runs = [good, bad, _run(_similar(folded), seed=2), _run(_similar(wfc), seed=3, err=0.7)]
+    assert replay(runs, 5) == (3, 1)  # the third run agrees with the second (a fold repeated): those two back it
+    assert replay([good, _run(_similar(wfc), seed=1, err=0.7), bad], 5) == (2, 1)  # the first two agree: stop
+    assert replay(runs[:2], 5) == (2, 0)  # nothing agrees and no more runs: the larger / lower-error one

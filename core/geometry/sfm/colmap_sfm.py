@@ -42,6 +42,7 @@ class SparseModel:
     mapping:           the mapping runs and the pick among them (``ConsensusReport.as_dict()``).
     frame_index:       (R,) int64 video frame indices of other frames registered from their tracks;
     frame_poses:       (R,4,4) float64 their world_from_camera.
+    runs:              every mapping run (``MappingRun``), only with ``run_sfm(all_runs=True)``.
     """
 
     registered: np.ndarray
@@ -54,6 +55,7 @@ class SparseModel:
     mapping: dict = field(default_factory=dict)
     frame_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     frame_poses: np.ndarray = field(default_factory=lambda: np.zeros((0, 4, 4)))
+    runs: list = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -139,6 +141,7 @@ def run_sfm(
     focal_factor: float = 1.2,
     focal_px: float | None = None,
     focal_mode: str = "start",
+    all_runs: bool = False,
 ) -> SparseModel:
     """Run feature extraction, sequential matching and incremental mapping.
 
@@ -164,6 +167,8 @@ def run_sfm(
     mapping_runs: incremental mapping runs at most: 1 keeps COLMAP's own fresh RANSAC draw; 2 or more map
                 with the seeds ``seed``, ``seed + 1``, ... until two runs agree on the camera poses and keep
                 one of those (``model_consensus``), which guards against a draw that folds the model.
+                all_runs: map with every one of the ``mapping_runs`` seeds, two agreeing or not, and return them
+                all in ``SparseModel.runs`` (``core.bench.mapping_runs`` scores each; the pick is then among all).
     focal_factor: without ``intrinsics``, the focal length the self-calibration starts from, in units of
                 the longest image side (COLMAP: 1.2, a 45 degree field of view).
     focal_px:   without ``intrinsics``, a focal length (pixels) known beforehand (``vanishing_focal``), used
@@ -304,7 +309,7 @@ def run_sfm(
                 tried = len(results)
                 # Then one run at a time while no two agree: with seeds that no run used yet, on one thread, since
                 # threaded bundle adjustment does not repeat and a seeded run should.
-                while runs and tried < mapping_runs and needs_another_run(runs, mapping_runs):
+                while runs and tried < mapping_runs and (all_runs or needs_another_run(runs, mapping_runs)):
                     models = mapping(tried, 1,
                                      _progress_ticker(ctx, f"sfm: mapping (check run {tried + 1})", n))
                     ctx.check_cancel()
@@ -325,6 +330,7 @@ def run_sfm(
     model = runs[report.chosen].model
     sparse = _to_sparse_model(model, images, n, min_registered)
     sparse.mapping = report.as_dict()
+    sparse.runs = runs if all_runs else []
     if use_tracks and frames:
         t0 = time.perf_counter()
         ctx.progress("sfm: frames", 0, 1)
