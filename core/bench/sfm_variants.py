@@ -6,8 +6,9 @@ frame placed as the pipeline does, scored against the ground truth.
 A variant is keyword arguments of :func:`core.geometry.sfm.colmap_sfm.run_sfm` over the engine's
 defaults (``SfmSettings().sfm_kwargs()``; ``{}`` is the shipped default), plus an optional
 ``"keyframes"`` dict of :class:`core.video.KeyframeSettings` fields (``"tracks"``: a dict of
-:class:`core.video.tracks.TrackSettings` fields), ``"focal_retry": false`` (no second mapping with the lines' focal length when the seeded solves disagree, which
-the engine's default does), ``"focal_from_lines": true`` (the vanishing points' focal
+:class:`core.video.tracks.TrackSettings` fields), ``"focal_retry": false`` (no second mapping with the
+lines' focal length when the seeded solves disagree, which the engine's default does), ``"focal_from_lines":
+true`` (the vanishing points' focal
 length handed to ``run_sfm`` as ``focal_px``; its ``"focal_mode"``: "start", "prior" or "fixed"), ``"intrinsics": "true"`` (the render's own intrinsics, as a user who knows them
 gives them), ``"use_tracks": false`` to
 leave the point tracks out and ``"register_frames": false`` to interpolate every frame between keyframes. Prints one JSON line per

@@ -95,8 +95,8 @@ class SfmSettings:
     focal_from_lines: str = "check"
     # With "check": when the seeded mapping runs never agree, map once more with the lines' focal length fixed and
     # keep that when its runs agree (focal_retry). On a development walk whose self-calibration settles wrong
-    # (dev640_1 with SIFT from octave 0: 65 cm) it maps the path to 1.2 cm; of the 17 development and validation
-    # walks it fires on one (docs/experiments/geometry.md).
+    # (dev640_1 with SIFT from octave 0: 65 cm) it maps the path to 1.2 cm; it fires on one of the 17 development
+    # and validation walks and on dev640_3, both keeping the first model (docs/experiments/geometry.md).
     focal_retry: bool = True
     num_threads: int = 2
     # The dense stage and the scene's cameras (and so the semantics stage) use every view_stride-th registered

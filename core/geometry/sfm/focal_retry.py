@@ -28,6 +28,7 @@ def run_sfm_with_focal_retry(images: list[np.ndarray], ctx: JobContext, focal_px
     if focal_px is None or first.mapping.get("agreed", True) or kwargs.get("intrinsics") is not None:
         return first, record
     t0 = time.perf_counter()
+    ctx.progress("sfm: again, with the focal length of the room's lines", 0, 1)
     try:
         retry = run_sfm(images, ctx, **{**kwargs, "focal_px": focal_px, "focal_mode": "fixed"})
     except JobError:  # cancelled re-raises from ctx below; a retry that maps nothing keeps the first model
