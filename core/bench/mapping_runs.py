@@ -26,7 +26,7 @@ from ..geometry.sfm.vanishing_focal import vanishing_focal
 from ..jobs import JobContext
 from ..scenegen.suite import load_scene
 from ..video import KeyframeSettings, iter_frames, select_keyframes
-from .metrics import apply_sim3, umeyama_sim3
+from .metrics import ate_rmse
 from .run import resolve_scenes
 
 
@@ -34,10 +34,8 @@ def run_ate_cm(run: MappingRun, gt_world_from_camera: np.ndarray, frame_of_keyfr
     """RMS distance (cm) of a run's keyframe centres from the true ones after a similarity fit.
 
     gt_world_from_camera: (F,4,4) per video frame; frame_of_keyframe: (N,) video frame of each keyframe."""
-    c = run.world_from_camera[:, :3, 3]
-    g = gt_world_from_camera[frame_of_keyframe[run.registered], :3, 3]
-    aligned = apply_sim3(c, *umeyama_sim3(c, g))
-    return 100.0 * float(np.sqrt((np.linalg.norm(aligned - g, axis=1) ** 2).mean()))
+    ate, _ = ate_rmse(run.world_from_camera[:, :3, 3], gt_world_from_camera[frame_of_keyframe[run.registered], :3, 3])
+    return 100.0 * float(ate)
 
 
 def replay(runs: list[MappingRun], budget: int) -> tuple[int, int]:
