@@ -24,6 +24,7 @@ __all__ = [
     "auto_align",
     "decompose",
     "find_floor",
+    "floor_under_furniture",
     "room_axes",
     "scale_transform",
     "transform_points",
@@ -195,6 +196,36 @@ def wall_angle(points_z_up: np.ndarray, seed: int = 0) -> float:
 
 #: Shares of the cloud a floor found along known axes may have below it, tried in turn.
 FLOOR_MAX_BELOW = (0.02, 0.05, 0.1)
+#: A layer with at least this share of the cloud under it ...
+FURNITURE_TOP_BELOW = 0.01
+#: ... most of which lies deeper than this many layer bins (0.3 % of the cloud's extent each) ...
+DEEP_BELOW_BINS = 10
+#: ... and stands in vertical faces (this share of it on the peaks of a top view along a wall axis) is a furniture top.
+FACES_BELOW = 0.3
+
+
+def _on_peaks(values: np.ndarray, bin_size: float) -> float:
+    """Share of ``values`` (N,) in histogram bins holding at least 3x the mean bin: high for points on
+    a few planes across the axis, about 0 for scattered ones."""
+    counts = np.bincount(np.floor((values - values.min()) / bin_size).astype(np.int64))
+    return float(counts[counts >= 3 * counts.mean()].sum() / max(values.size, 1))
+
+
+def floor_under_furniture(heights: np.ndarray, across: np.ndarray, layer: float, bin_size: float) -> float:
+    """The floor's height along the up axis: ``layer``, or the foot of what stands under it (the 2nd percentile
+    of the heights under it) when that is the fronts of furniture standing on an unmeasured floor.
+
+    heights: (N,) the points' heights along the up axis; across: (N,2) their coordinates along the two wall
+    axes. A plain floor leaves mismatched depth under itself, scattered; under a furniture top (a kitchen
+    island filmed from around it, over a floor too plain to be measured) the points reach deep below it and
+    stand in vertical faces, which a top view along the walls shows as peaks.
+    """
+    under = heights < layer - 1.5 * bin_size
+    if under.sum() < FURNITURE_TOP_BELOW * heights.size or np.median(layer - heights[under]) < DEEP_BELOW_BINS * bin_size:
+        return layer
+    if max(_on_peaks(across[under, 0], 3 * bin_size), _on_peaks(across[under, 1], 3 * bin_size)) < FACES_BELOW:
+        return layer
+    return float(np.percentile(heights[under], 2))
 
 
 def alignment_transform(points: np.ndarray, world_from_camera: np.ndarray | None = None, seed: int = 0,
@@ -219,7 +250,8 @@ def alignment_transform(points: np.ndarray, world_from_camera: np.ndarray | None
         else:
             raise ValueError("no floor found along the given up axis")
         h = p @ n
-        d = float(np.median(h[np.abs(h - heights[0]) < 1.5 * bin_size]))
+        d = floor_under_furniture(h, p @ np.asarray(axes[:2], np.float64).T,
+                                  float(np.median(h[np.abs(h - heights[0]) < 1.5 * bin_size])), bin_size)
     else:
         # A turning path gives "up" within a degree or so: search near it, where a weak floor (a few
         # percent of a furnished room's cloud) cannot lose to a tilted layer of clutter.

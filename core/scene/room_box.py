@@ -62,6 +62,15 @@ def _outer_layer(values: np.ndarray, inside: float, side: int, bin_size: float, 
     return float(inside + side * np.median(dist[sel]))
 
 
+def _wall_side(floor_values: np.ndarray, at: float, side: int, bin_size: float, floor_reach: float) -> float:
+    """A wall's position ``at`` (a dense layer of the points' coordinate along its axis) held against the
+    floor's points (``floor_values`` (M,), the same coordinate): moved out to the floor's edge when at least
+    ``floor_reach`` of them lie beyond it (the layer is the front of furniture standing in the room)."""
+    if floor_values.size >= 50 and np.mean((floor_values - at) * side > 2 * bin_size) >= floor_reach:
+        return float(side * np.percentile(floor_values * side, 99))
+    return at
+
+
 def _refine_side(points: np.ndarray, normal: np.ndarray, offset: float, band: float) -> tuple[np.ndarray, float]:
     """Least-squares plane of the points (N,3) within ``band`` of n.x = offset, twice, the band halved
     the second time: the aligned frame's axes are only as square as the walls' histogram peaks."""
@@ -80,7 +89,7 @@ def _refine_side(points: np.ndarray, normal: np.ndarray, offset: float, band: fl
 
 def find_room_box(points: np.ndarray, world_from_camera: np.ndarray, bin_size: float,
                   min_frac: float = 0.01, seed: int = 0, axes: np.ndarray | None = None,
-                  min_ceiling: float = 1.3) -> RoomBox | None:
+                  min_ceiling: float = 1.3, floor_reach: float = 0.05) -> RoomBox | None:
     """The room's box from dense points (N,3) and the cameras (M,4,4) that filmed it; None when the
     cloud has no floor to align to.
 
@@ -88,6 +97,8 @@ def find_room_box(points: np.ndarray, world_from_camera: np.ndarray, bin_size: f
     axes: (3,3) rows (wall, wall, up) from the images (``manhattan.manhattan_axes``): the sides are then
     kept square to them (only their offsets are fitted); None: the axes of the measured points.
     min_ceiling: the lowest ceiling, in units of the highest camera's height above the floor.
+    floor_reach: a wall with this share of the floor's points beyond it moves out to the floor's edge (a plain
+    wall is barely measured, so the outermost dense layer can be the front of a sofa or a wardrobe before it).
     """
     try:
         a = alignment_transform(points, world_from_camera, seed=seed, axes=axes)
@@ -100,6 +111,7 @@ def find_room_box(points: np.ndarray, world_from_camera: np.ndarray, bin_size: f
     # The alignment's floor (the lowest dense layer that is thinnest) rather than the outermost layer:
     # mismatched depth under a plain floor can form a layer below it.
     sides = [(np.array([0.0, 0.0, -1.0]), 0.0)]
+    floor = q[np.abs(q[:, 2]) < 1.5 * bin_size]
     for ax in range(3):
         for sign, inside in ((-1, c[:, ax].min()), (1, c[:, ax].max())):
             if ax == 2 and sign < 0:
@@ -109,6 +121,8 @@ def find_room_box(points: np.ndarray, world_from_camera: np.ndarray, bin_size: f
             at = _outer_layer(q[:, ax], inside, sign, bin_size, min_frac, peak=3.0 if ax == 2 else 0.0)
             if ax == 2 and at is not None and at < min_ceiling * c[:, 2].max():
                 at = None  # a desk top or a shelf under which a person held the camera, not the ceiling
+            if ax < 2 and at is not None:
+                at = _wall_side(floor[:, ax], at, sign, bin_size, floor_reach)
             if at is not None:
                 sides.append((sign * np.eye(3)[ax], sign * at))
     rot, shift = a[:3, :3], a[:3, 3]
