@@ -7,8 +7,11 @@ kept rigid: the scale moves the camera centres only) and segment boxes.
 
 Floor: the cameras' mean "up" (OpenCV -Y of each camera, in world) is the prior for which
 way is up; among normals within ``max_tilt_deg`` of it, the floor's is the one that makes the
-lowest dense layer of points thinnest (:func:`find_floor`), refined by least squares. Walls: the rotation about Z whose X / Y histograms of the points are the peakiest
-(walls are thin lines in a top view); the larger peak is put on the X axis.
+lowest dense layer of points thinnest (:func:`find_floor`), refined by least squares. Along axes known from
+the images' lines, the floor is the first dense layer with little under it, unless what lies under it is the
+fronts of furniture standing on an unmeasured floor (:func:`floor_under_furniture`). Walls: the rotation about
+Z whose X / Y histograms of the points are the peakiest (walls are thin lines in a top view); the larger peak is
+put on the X axis.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ skirting, the corners, the door frames, the floor's few textured patches) is mea
 inside the room sees the box wherever nothing stands in front of it. The box is found in the room's
 own frame (``core.scene.align.alignment_transform``: floor on Z = 0, walls along X and Y); each of
 its walls and ceiling is the outermost dense layer of points along its axis beyond the cameras, or open
-(infinitely far) where none is dense enough (an unseen ceiling); its floor is the alignment's.
+(infinitely far) where none is dense enough (an unseen ceiling); its floor is the alignment's. A plain wall is
+barely measured, so that layer can be the front of a sofa before it: where the floor runs on beyond a wall's
+layer, the wall moves out to the floor's edge.
 """
 
 from __future__ import annotations
