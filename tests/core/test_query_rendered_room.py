@@ -56,7 +56,7 @@ def precision_recall(scene, cls: np.ndarray, text: str, name: str, enc) -> tuple
 
 
 # Measured 2026-12-07 (three runs of the pipeline): "floor" precision 0.34-0.38 / recall 0.61-0.73, "table" 0.97 /
-# 0.13; "couch" and "sofa" rank the same sofa segment first. The room's walls and floor are plain: its dense cloud
+# 0.13; "couch" and "sofa" rank sofa segments first. The room's walls and floor are plain: its dense cloud
 # lies a median 26 cm from the true surfaces after the benchmark's alignment (Acc 29-32 cm with or without the true
 # intrinsics; dev_walk_0, textured, 4.1-4.6 cm), so geometry and descriptors share the misses. 2026-12-08, with the
 # room's box held against the floor (one run): "floor" precision 0.58, "table" 0.66 / 0.06.
@@ -76,7 +76,7 @@ def test_table_selects_the_tables(room):
 
 
 def test_couch_ranks_the_segments_like_sofa(room):
-    """Both words put the sofa's segments first. The sofa comes in several segments (5-7), whose order among
+    """Both words put the sofa's segments first. The sofa comes in several segments (7 in one run), whose order among
     themselves moves with the reconstruction from run to run (the mapping is not repeatable to the point), so the
     check is on the segments ranked first, not on one of them."""
     scene, cls, enc = room

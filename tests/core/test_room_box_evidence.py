@@ -72,11 +72,16 @@ def _kitchen(rng) -> np.ndarray:
     ])
 
 
-def test_a_kitchen_island_is_not_the_floor():
+def test_a_kitchen_island_is_not_the_floor(monkeypatch):
+    import ov3r.core.scene.align as align
+
     pts = _kitchen(np.random.default_rng(3))
     a = alignment_transform(pts, _cameras(), axes=np.eye(3))
     floor_z = transform_points(np.array([[2.5, 2.0, 0.0]]), a)[0, 2]  # where the true floor lands
     assert abs(floor_z) < 0.03
+    monkeypatch.setattr(align, "FURNITURE_TOP_BELOW", 2.0)  # without the rule the island's top is the floor
+    a = alignment_transform(pts, _cameras(), axes=np.eye(3))
+    assert abs(transform_points(np.array([[2.5, 2.0, 0.0]]), a)[0, 2] + 0.75) < 0.03
 
 
 def test_scattered_depth_under_a_floor_does_not_move_it():
